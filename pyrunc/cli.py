@@ -1,0 +1,268 @@
+"""Command line: runc's flags, subcommands, exit codes and error lines.
+No container logic here; heavy modules are imported per command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from pyrunc import OCI_VERSION, __version__, log
+from pyrunc.errors import PyruncError, UsageError
+
+USAGE_EXIT = 1
+UNKNOWN_COMMAND_EXIT = 3  # runc (urfave/cli): "No help topic for 'x'"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _version_text() -> str:
+    return (f"pyrunc version {__version__}\nspec: {OCI_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n")
+
+
+def _parse_signal(text: str) -> int:
+    t = text.strip().upper()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n < signal.NSIG:
+            return n
+    else:
+        name = t if t.startswith("SIG") else "SIG" + t
+        try:
+            return int(signal.Signals[name])
+        except KeyError:
+            pass
+    raise UsageError(f"unknown signal {text!r}")
+
+
+def _root(args: argparse.Namespace) -> Any:
+    from pyrunc.state import Root
+
+    return Root(args.root)
+
+
+def _create_opts(args: argparse.Namespace) -> Any:
+    from pyrunc.container import CreateOptions
+
+    if args.preserve_fds < 0:
+        raise UsageError("--preserve-fds must be a non-negative number")
+    return CreateOptions(bundle=args.bundle, pid_file=args.pid_file,
+                         console_socket=args.console_socket, no_pivot=args.no_pivot,
+                         no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
+                         rootless=args.rootless == "true", systemd_cgroup=args.systemd_cgroup)
+
+
+# ---- commands -----------------------------------------------------------------
+def cmd_create(args: argparse.Namespace) -> int:
+    from pyrunc.container import Container
+
+    Container(_root(args), args.id).create(_create_opts(args))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pyrunc.container import run
+
+    return run(_root(args), args.id, _create_opts(args), args.detach, args.keep)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from pyrunc.container import Container
+
+    Container(_root(args), args.id).start()
+    return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from pyrunc.container import Container
+
+    print(json.dumps(Container(_root(args), args.id).state(), indent=2))
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from pyrunc.container import Container
+
+    Container(_root(args), args.id).kill(_parse_signal(args.signal), args.all)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from pyrunc.container import Container
+    from pyrunc.state import NotExist
+
+    try:
+        Container(_root(args), args.id).delete(force=args.force)
+    except NotExist:
+        if not args.force:
+            raise
+    return 0
+
+
+def _owner_name(path: str) -> str:
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return ""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return f"#{uid}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from pyrunc.container import Container
+    from pyrunc.state import NotExist
+
+    root = _root(args)
+    rows = []
+    for cid in root.ids():
+        try:
+            st = Container(root, cid).state()
+        except (NotExist, PyruncError):
+            continue
+        st["owner"] = _owner_name(root.dir(cid))
+        rows.append(st)
+    if args.quiet:
+        for r in rows:
+            print(r["id"])
+    elif args.format == "json":
+        print(json.dumps(rows or None, separators=(",", ":")))
+    else:
+        table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+        table += [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]]
+                  for r in rows]
+        widths = [max(12, max(len(row[i]) for row in table) + 3) for i in range(6)]
+        for row in table:
+            print("".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False))
+                  + row[-1])
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from pyrunc import spec
+
+    path = os.path.join(args.bundle or ".", "config.json")
+    if os.path.exists(path):
+        raise PyruncError("File config.json exists. Remove it first")
+    text = json.dumps(spec.template(rootless=args.rootless), indent="\t")
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise PyruncError(f"spec: cannot write {path}: {e.strerror}") from None
+    return 0
+
+
+# ---- parser -----------------------------------------------------------------
+def _add_create_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-b", "--bundle", default=".", help="path to the bundle directory")
+    p.add_argument("--console-socket", help="AF_UNIX socket to receive the pty master")
+    p.add_argument("--pid-file", help="file to write the init process id to")
+    p.add_argument("--no-pivot", action="store_true", help="use MS_MOVE + chroot, not pivot_root")
+    p.add_argument("--no-new-keyring", action="store_true",
+                   help="do not create a new session keyring")
+    p.add_argument("--preserve-fds", type=int, default=0,
+                   help="pass N additional file descriptors to the container")
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    p = _Parser(prog="pyrunc", description="An OCI container runtime in Python "
+                "(a drop-in replacement for runc).")
+    p.add_argument("--root", default=None, help="state directory (default /run/pyrunc)")
+    p.add_argument("--log", default=None, help="log file (default stderr)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--systemd-cgroup", action="store_true")
+    p.add_argument("--rootless", default="auto", choices=["true", "false", "auto"])
+    p.add_argument("--criu", default="criu", help="path to criu (checkpoint/restore)")
+    p.add_argument("-v", "--version", action="store_true")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    handlers: dict[str, Handler] = {}
+
+    def add(name: str, fn: Handler, helptext: str, *aliases: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=helptext, description=helptext, aliases=list(aliases))
+        handlers[name] = fn
+        for a in aliases:
+            handlers[a] = fn
+        return sp
+
+    sp = add("create", cmd_create, "create a container")
+    _add_create_flags(sp)
+    sp.add_argument("id")
+    sp = add("run", cmd_run, "create and run a container")
+    _add_create_flags(sp)
+    sp.add_argument("-d", "--detach", action="store_true")
+    sp.add_argument("--keep", action="store_true", help="do not delete the container on exit")
+    sp.add_argument("id")
+    sp = add("start", cmd_start, "start the user process of a created container")
+    sp.add_argument("id")
+    sp = add("state", cmd_state, "output the state of a container")
+    sp.add_argument("id")
+    sp = add("kill", cmd_kill, "send a signal (default SIGTERM) to the container's init")
+    sp.add_argument("-a", "--all", action="store_true", help="signal every process")
+    sp.add_argument("id")
+    sp.add_argument("signal", nargs="?", default="SIGTERM")
+    sp = add("delete", cmd_delete, "delete a container and its resources")
+    sp.add_argument("-f", "--force", action="store_true")
+    sp.add_argument("id")
+    sp = add("list", cmd_list, "list containers under --root")
+    sp.add_argument("-f", "--format", default="table", choices=["table", "json"])
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp = add("spec", cmd_spec, "create a new config.json template")
+    sp.add_argument("-b", "--bundle", default=None)
+    sp.add_argument("--rootless", action="store_true")
+    return p, handlers
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, handlers = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        code = USAGE_EXIT
+        msg = str(e)
+        if "invalid choice" in msg and "command" in msg:
+            code = UNKNOWN_COMMAND_EXIT
+        log.error(msg)
+        sys.exit(code)
+    if args.version:
+        sys.stdout.write(_version_text())
+        sys.exit(0)
+    log.configure(args.log, args.log_format, args.debug)
+    if not args.command:
+        parser.print_help()
+        sys.exit(0)
+    if args.root is None:
+        from pyrunc.state import default_root
+
+        args.root = default_root()
+    if args.systemd_cgroup and args.command in ("create", "run"):
+        log.error("--systemd-cgroup: the systemd cgroup driver is not supported by pyrunc yet; "
+                  "use the cgroupfs driver (drop --systemd-cgroup)")
+        sys.exit(1)
+    try:
+        code = handlers[args.command](args)
+    except PyruncError as e:
+        log.error(str(e))
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as e:
+        log.error(f"{args.command}: {e}")
+        sys.exit(1)
+    sys.exit(code)

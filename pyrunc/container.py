@@ -1,0 +1,416 @@
+"""Lifecycle verbs on one container, parent side: create, start, run, kill,
+delete, state. The child side lives in pyrunc.init."""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pyrunc import log, sync
+from pyrunc.errors import PyruncError
+from pyrunc.state import (
+    ContainerDir,
+    Root,
+    State,
+    derive_status,
+    oci_state,
+    proc_start_time,
+)
+
+
+@dataclass
+class CreateOptions:
+    bundle: str = "."
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    rootless: bool = False
+    systemd_cgroup: bool = False
+
+
+def _now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _listen_fds() -> int:
+    """Socket-activation fds handed to us (systemd's LISTEN_FDS), passed on like runc."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) == os.getpid():
+            return int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        pass
+    return 0
+
+
+def manager_for(st: State) -> Any:
+    from pyrunc import cgroups
+
+    return cgroups.manager_from_state(st.cgroup) if st.cgroup else None
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+class Container:
+    def __init__(self, root: Root, cid: str) -> None:
+        self.root = root
+        self.id = cid
+
+    # ---- create -----------------------------------------------------------
+    def create(self, opts: CreateOptions, console: socket.socket | None = None) -> State:
+        from pyrunc import cgroups, spec
+        from pyrunc.init.main import Plan, stage1
+
+        bundle = os.path.abspath(opts.bundle)
+        try:
+            os.chdir(bundle)
+        except OSError as e:
+            raise PyruncError(f"chdir {opts.bundle}: {e.strerror.lower()}") from None
+        cfg = spec.load_config(bundle)
+        rootfs = os.path.normpath(os.path.join(bundle, cfg["root"]["path"]))
+        proc = cfg["process"]
+        if proc.get("terminal") and console is None and not opts.console_socket:
+            raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
+                              "console socket")
+        if not proc.get("terminal"):
+            if opts.console_socket:
+                raise PyruncError("cannot use console socket if pyrunc will not detach or "
+                                  "allocate tty")
+            console = None
+        cdir = self.root.make(self.id)
+        st = State(id=self.id, bundle=bundle, rootfs=rootfs, created=_now_rfc3339(),
+                   annotations=cfg.get("annotations", {}), config=cfg,
+                   creator_pid=os.getpid())
+        mgr = None
+        init_pid = 0
+        try:
+            linux = cfg.get("linux", {})
+            mgr = cgroups.open_manager(linux.get("cgroupsPath"), self.id,
+                                       rootless=opts.rootless, systemd=opts.systemd_cgroup)
+            mgr.create()
+            st.cgroup = mgr.to_state()
+            cdir.save(st)
+            mgr.set(linux.get("resources", {}))
+            os.mkfifo(cdir.fifo, 0o622)
+            if opts.console_socket and console is None:
+                console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    console.connect(opts.console_socket)
+                except OSError as e:
+                    raise PyruncError(f"--console-socket {opts.console_socket}: "
+                                      f"{e.strerror}") from None
+            listen = _listen_fds()
+            hooks = cfg.get("hooks", {})
+            plan = Plan(cid=self.id, cfg=cfg, rootfs=os.path.realpath(rootfs), fifo=cdir.fifo,
+                        no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                        console=console, keep_fds=listen + opts.preserve_fds,
+                        close_in_child=cdir.fds(),
+                        sync_hooks=any(hooks.get(k) for k in (
+                            "prestart", "createRuntime", "createContainer", "startContainer")))
+            if listen:
+                plan.extra_env = {"LISTEN_FDS": str(listen), "LISTEN_PID": "1"}
+            psock, csock = sync.pair()
+            child = os.fork()
+            if child == 0:
+                psock.close()
+                stage1(csock, plan)
+            csock.close()
+            if console is not None:
+                console.close()
+            try:
+                mgr.apply(child)
+                sync.send(psock, {"type": "go"})
+                msg = sync.recv(psock)[0]
+                if msg.get("type") == "userns":
+                    self._write_id_maps(child, linux)
+                    sync.send(psock, {"type": "maps"})
+                    msg = sync.recv(psock)[0]
+                if "error" in msg:
+                    raise PyruncError(msg["error"])
+                if msg.get("type") != "pid":
+                    raise PyruncError("container init exited unexpectedly")
+                init_pid = int(msg["pid"])
+                st.pid = init_pid
+                st.init_start = proc_start_time(init_pid) or 0
+                cdir.save(st)
+            finally:
+                os.waitpid(child, 0)
+            if plan.sync_hooks:
+                sync.expect(psock, "hooks")
+                state = oci_state(st, "creating")
+                from pyrunc import hooks as H
+                H.run_all(hooks.get("prestart", []), state, "prestart")
+                H.run_all(hooks.get("createRuntime", []), state, "createRuntime")
+                sync.send(psock, {"type": "hooks-done", "state": state})
+            sync.expect(psock, "ready")
+            st.status = "created"
+            cdir.save(st)
+            if opts.pid_file:
+                _write_pid_file(opts.pid_file, init_pid)
+            sync.send(psock, {"type": "created"})
+            psock.close()
+        except BaseException:
+            self._rollback(cdir, mgr, init_pid)
+            raise
+        cdir.unlock()
+        return st
+
+    @staticmethod
+    def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
+        def fmt(maps: list[dict[str, int]]) -> str:
+            return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+        try:
+            if linux.get("gidMappings") is not None:
+                with open(f"/proc/{pid}/setgroups", "w") as f:
+                    f.write("allow" if os.geteuid() == 0 else "deny")
+            with open(f"/proc/{pid}/uid_map", "w") as f:
+                f.write(fmt(linux.get("uidMappings", [])))
+            with open(f"/proc/{pid}/gid_map", "w") as f:
+                f.write(fmt(linux.get("gidMappings", [])))
+        except OSError as e:
+            raise PyruncError(f"config.json: linux.uidMappings/gidMappings: cannot write id "
+                              f"maps: {e.strerror}") from None
+
+    def _rollback(self, cdir: ContainerDir, mgr: Any, init_pid: int) -> None:
+        if init_pid:
+            _kill_and_wait(init_pid)
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except Exception as e:  # noqa: BLE001 - report, keep cleaning
+                log.warning(f"cleanup: removing cgroup: {e}")
+        cdir.remove()
+
+    # ---- the rest -----------------------------------------------------------
+    def open(self) -> tuple[ContainerDir, State, str]:
+        cdir = self.root.open(self.id)
+        st = cdir.load()
+        return cdir, st, self._status(cdir, st)
+
+    def _status(self, cdir: ContainerDir, st: State) -> str:
+        status = derive_status(st, cdir.path)
+        if status == "running" and st.cgroup:
+            try:
+                if manager_for(st).is_frozen():
+                    return "paused"
+            except OSError:
+                pass
+        return status
+
+    def state(self) -> dict[str, Any]:
+        cdir = self.root.open(self.id, lock=False)
+        st = cdir.load()
+        return oci_state(st, self._status(cdir, st))
+
+    def start(self) -> State:
+        cdir, st, status = self.open()
+        try:
+            if status == "stopped":
+                raise PyruncError("cannot start a container that has stopped")
+            if status != "created":
+                raise PyruncError(f"cannot start an already {status} container")
+            self._release(cdir, st)
+            self._poststart(st)
+        finally:
+            cdir.unlock()
+        return st
+
+    def _release(self, cdir: ContainerDir, st: State) -> None:
+        """Open exec.fifo for reading: init unblocks, writes one byte and execs."""
+        fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    data = None
+                if data:
+                    break
+                if proc_start_time(st.pid) != st.init_start:
+                    raise PyruncError("cannot start a container that has stopped")
+                if data is None:
+                    select.select([fd], [], [], 0.1)
+                else:
+                    time.sleep(0.0005)  # no writer yet: init is still opening the fifo
+        finally:
+            os.close(fd)
+        os.unlink(cdir.fifo)
+
+    def _poststart(self, st: State) -> None:
+        hooks = st.config.get("hooks", {}).get("poststart", [])
+        if hooks:
+            from pyrunc import hooks as H
+            try:
+                H.run_all(hooks, oci_state(st, "running"), "poststart")
+            except H.HookError as e:
+                log.warning(str(e))
+
+    def kill(self, sig: int, all_procs: bool = False) -> None:
+        cdir, st, status = self.open()
+        try:
+            if status not in ("created", "running", "paused"):
+                raise PyruncError("container not running")
+            if all_procs and st.cgroup:
+                manager_for(st).signal_all(sig)
+                return
+            try:
+                os.kill(st.pid, sig)
+            except ProcessLookupError:
+                raise PyruncError("container not running") from None
+        finally:
+            cdir.unlock()
+
+    def delete(self, force: bool = False) -> None:
+        cdir, st, status = self.open()
+        if status in ("running", "paused") and not force:
+            cdir.unlock()
+            raise PyruncError(f"cannot delete container {self.id} that is not stopped: {status}")
+        self._destroy(cdir, st, status)
+
+    def _destroy(self, cdir: ContainerDir, st: State, status: str) -> None:
+        mgr = manager_for(st)
+        if status != "stopped" and st.pid:
+            if mgr is not None and status == "paused":
+                mgr.thaw()
+            _kill_and_wait(st.pid, st.init_start)
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except Exception as e:  # noqa: BLE001
+                log.warning(f"removing cgroup: {e}")
+        hooks = st.config.get("hooks", {}).get("poststop", [])
+        if hooks:
+            from pyrunc import hooks as H
+            try:
+                H.run_all(hooks, oci_state(st, "stopped"), "poststop")
+            except H.HookError as e:
+                log.warning(str(e))
+        cdir.remove()
+
+
+def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) -> None:
+    """SIGKILL pid (if it is still the process we started) and wait until it is gone."""
+    if start is not None and proc_start_time(pid) != start:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        select.select([pidfd], [], [], timeout)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    finally:
+        os.close(pidfd)
+
+
+def wait_exit(pid: int) -> int:
+    """Wait for our child (or reparented orphan) pid; return its shell-style status."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                continue
+            raise
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
+    """create + start; in the foreground, relay stdio, signals and the exit status."""
+    from pyrunc.linux import libc
+
+    c = Container(root, cid)
+    console_parent = console_child = None
+    if not detach:
+        # Init's parent exits early; as subreaper we inherit and can reap it.
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+        if not opts.console_socket:
+            console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # create() keeps console_child only if the config asks for a terminal.
+    st = c.create(opts, console=console_child)
+    if console_child is not None:
+        console_child.close()
+    master = None
+    try:
+        if console_parent is not None and st.config["process"].get("terminal"):
+            from pyrunc.terminal import recv_master
+            master = recv_master(console_parent)
+        cdir = root.open(cid)
+        try:
+            c._release(cdir, st)
+            c._poststart(st)
+        finally:
+            cdir.unlock()
+    except BaseException:
+        if not keep:
+            _force_delete(c)
+        raise
+    if detach:
+        return 0
+    _forward_signals(st.pid)
+    stop = [False]
+    proxy_thread = None
+    if master is not None:
+        import threading
+
+        from pyrunc.terminal import proxy
+        proxy_thread = threading.Thread(target=proxy, args=(master, stop), daemon=True)
+        proxy_thread.start()
+    status = wait_exit(st.pid)
+    if proxy_thread is not None:
+        proxy_thread.join(1.0)
+        stop[0] = True
+    if not keep:
+        _force_delete(c)
+    return status
+
+
+def _force_delete(c: Container) -> None:
+    try:
+        cdir, st, status = c.open()
+    except PyruncError:
+        return
+    c._destroy(cdir, st, status)
+
+
+_FORWARDED = [s for s in signal.Signals if s not in (
+    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)]
+
+
+def _forward_signals(pid: int) -> None:
+    def handler(sig: int, _frame: object) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    for s in _FORWARDED:
+        try:
+            signal.signal(s, handler)
+        except (OSError, ValueError):
+            pass

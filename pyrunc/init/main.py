@@ -1,0 +1,194 @@
+"""The child side of create. Two forked processes, never returning to the
+caller's stack (they leave with os._exit):
+
+  stage 1 ("namespace step"): joins/creates the namespaces, user first (the
+      parent writes the id maps), then forks stage 2 and exits; unshare of a
+      pid namespace applies to children, which makes stage 2 PID 1.
+  stage 2 (init): builds the rootfs, tells the parent it is ready, waits on
+      exec.fifo for `start`, drops privileges and execs the user's process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from pyrunc import sync
+from pyrunc.linux import libc as L
+
+NS_FLAGS = {
+    "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "mount": L.CLONE_NEWNS,
+    "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "user": L.CLONE_NEWUSER,
+    "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME,
+}
+
+
+@dataclass
+class Plan:
+    cid: str
+    cfg: dict[str, Any]
+    rootfs: str
+    fifo: str
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    console: socket.socket | None = None
+    keep_fds: int = 0  # fds 3..3+keep_fds-1 pass to the container (LISTEN_FDS + preserve)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    sync_hooks: bool = False  # pause before pivot_root so the parent runs its hooks
+    close_in_child: list[int] = field(default_factory=list)  # the parent's lock fd, etc.
+
+
+def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
+    msg = str(e) if str(e) else type(e).__name__
+    if os.environ.get("PYRUNC_DEBUG_INIT"):
+        traceback.print_exc()
+    try:
+        sync.send(sock, {"error": msg})
+    except OSError:
+        print(f"pyrunc init: {msg}", file=sys.stderr)
+    os._exit(1)
+
+
+def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
+    try:
+        # Not dumpable from here on: nothing in the container may ptrace us or
+        # open /proc/<pid>/exe of the runtime (CVE-2019-5736).
+        L.prctl(L.PR_SET_DUMPABLE, 0)
+        L.prctl(L.PR_SET_PDEATHSIG, 9)
+        for fd in plan.close_in_child:
+            os.close(fd)  # a shared flock would outlive the parent's unlock
+        sync.expect(sock, "go")
+        nss = {ns["type"]: ns.get("path") for ns in plan.cfg.get("linux", {})
+               .get("namespaces", [])}
+        # Open every namespace path before joining any: later ones may be
+        # unreachable from inside the earlier ones.
+        joined = {t: os.open(p, os.O_RDONLY | os.O_CLOEXEC) for t, p in nss.items() if p}
+        if "user" in nss:
+            if "user" in joined:
+                L.setns(joined.pop("user"), L.CLONE_NEWUSER, nss["user"])
+            else:
+                L.unshare(L.CLONE_NEWUSER)
+                sync.send(sock, {"type": "userns"})
+                sync.expect(sock, "maps")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for t, fd in joined.items():
+            L.setns(fd, NS_FLAGS[t], nss[t])
+            os.close(fd)
+        flags = 0
+        for t, p in nss.items():
+            if not p and t != "user":
+                flags |= NS_FLAGS[t]
+        if flags:
+            L.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            stage2(sock, plan, in_userns="user" in nss)
+        sync.send(sock, {"type": "pid", "pid": pid})
+    except BaseException as e:  # noqa: BLE001 - everything must reach the parent
+        _fail(sock, e)
+    os._exit(0)
+
+
+def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
+    # Everything init needs is imported now: after pivot_root, sys.path points
+    # into the container's filesystem.
+    from pyrunc.init import process, rootfs
+    from pyrunc.terminal import make_controlling, open_pty_in_container
+
+    cfg = plan.cfg
+    hooks = cfg.get("hooks", {})
+    if hooks.get("createContainer") or hooks.get("startContainer"):
+        from pyrunc import hooks as H
+    proc = cfg.get("process", {})
+    linux = cfg.get("linux", {})
+    nstypes = {ns["type"] for ns in linux.get("namespaces", [])}
+    try:
+        os.setsid()
+        if not plan.no_new_keyring:
+            L.join_session_keyring(f"_ses.{plan.cid}")
+        if "network" in nstypes and not _ns_path(linux, "network"):
+            from pyrunc.linux.net import link_up
+            link_up("lo")
+        fifo_fd = os.open(plan.fifo, os.O_PATH | os.O_CLOEXEC)
+        if "mount" in nstypes:
+            rootfs.prepare(cfg, plan.rootfs, in_userns)
+        state: dict[str, Any] = {}
+        if plan.sync_hooks:
+            sync.send(sock, {"type": "hooks"})
+            state = sync.expect(sock, "hooks-done")["state"]
+        if hooks.get("createContainer"):
+            H.run_all(hooks["createContainer"], state, "createContainer")
+        if "mount" in nstypes:
+            rootfs.enter(plan.rootfs, plan.no_pivot)
+            rootfs.finalize(cfg)
+        else:
+            os.chroot(plan.rootfs)
+            os.chdir("/")
+        if "hostname" in cfg:
+            L.sethostname(cfg["hostname"])
+        if "domainname" in cfg:
+            L.setdomainname(cfg["domainname"])
+        for key, value in linux.get("sysctl", {}).items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        if "oomScoreAdj" in proc:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc["oomScoreAdj"]))
+        env = process.build_env(proc.get("env", []))
+        env.update(plan.extra_env)
+        user = proc.get("user", {})
+        if "HOME" not in env:
+            env["HOME"] = process.home_for(user.get("uid", 0))
+        args = proc["args"]
+        exe = process.look_path(args[0], env.get("PATH"))
+        sets = process.cap_sets(proc.get("capabilities"))
+        process.set_rlimits(proc.get("rlimits", []))
+        cwd = proc.get("cwd", "/")
+        os.chdir(cwd)
+        if proc.get("terminal"):
+            master, slave, slave_path = open_pty_in_container()
+            if plan.console is None:
+                raise RuntimeError("terminal requested but no console socket")
+            socket.send_fds(plan.console, [b"/dev/ptmx"], [master])
+            plan.console.close()
+            os.close(master)
+            make_controlling(slave)
+            os.close(slave)
+        if "umask" in user:
+            os.umask(user["umask"])
+        else:
+            os.umask(0o022)
+        sync.send(sock, {"type": "ready"})
+        msg, _ = sync.recv(sock)  # the parent closes its end once state.json is written
+        sock.close()
+        if not msg.get("eof") and msg.get("type") != "created":
+            os._exit(1)
+    except BaseException as e:  # noqa: BLE001
+        _fail(sock, e)
+    try:
+        # Blocks until `start` opens the fifo for reading.
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo_fd)
+        if hooks.get("startContainer"):
+            H.run_all(hooks["startContainer"], state, "startContainer")
+        process.apply_user_and_caps(proc, sets)
+        process.close_fds(2 + plan.keep_fds)
+        os.execve(exe, args, env)
+    except BaseException as e:  # noqa: BLE001
+        print(f"pyrunc: container init failed: {e}", file=sys.stderr)
+        os._exit(127 if isinstance(e, OSError) else 1)
+    os._exit(1)
+
+
+def _ns_path(linux: dict[str, Any], t: str) -> str | None:
+    for ns in linux.get("namespaces", []):
+        if ns["type"] == t:
+            return ns.get("path")
+    return None

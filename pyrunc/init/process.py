@@ -1,0 +1,134 @@
+"""The container process's own settings, applied by init just before execve:
+environment, rlimits, user and groups, capabilities, no_new_privs, fds."""
+
+from __future__ import annotations
+
+import os
+import resource
+import stat
+from typing import Any
+
+from pyrunc.linux import caps as C
+from pyrunc.linux import libc as L
+
+
+class ProcessError(Exception):
+    pass
+
+
+def build_env(env: list[str]) -> dict[str, str]:
+    """Duplicates keep their first position and take the last value (like runc)."""
+    out: dict[str, str] = {}
+    for i, kv in enumerate(env):
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise ProcessError(f"config.json: process.env[{i}]: invalid environment variable "
+                               f"{kv!r}: missing '='")
+        out[k] = v
+    return out
+
+
+def home_for(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def look_path(name: str, path_env: str | None) -> str:
+    """Resolve args[0] like Go's exec.LookPath, with runc's error text."""
+    def executable(p: str) -> bool:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+
+    if "/" in name:
+        if executable(name):
+            return name
+        raise ProcessError(f'exec: "{name}": stat {name}: no such file or directory'
+                           if not os.path.exists(name) else f'exec: "{name}": permission denied')
+    for d in (path_env or "").split(":"):
+        cand = os.path.join(d or ".", name)
+        if executable(cand):
+            return cand
+    raise ProcessError(f'exec: "{name}": executable file not found in $PATH')
+
+
+RLIMITS = {
+    "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
+    "RLIMIT_DATA": resource.RLIMIT_DATA, "RLIMIT_STACK": resource.RLIMIT_STACK,
+    "RLIMIT_CORE": resource.RLIMIT_CORE, "RLIMIT_RSS": resource.RLIMIT_RSS,
+    "RLIMIT_NPROC": resource.RLIMIT_NPROC, "RLIMIT_NOFILE": resource.RLIMIT_NOFILE,
+    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK, "RLIMIT_AS": resource.RLIMIT_AS,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+
+def set_rlimits(rlimits: list[dict[str, Any]]) -> None:
+    for i, rl in enumerate(rlimits):
+        res = RLIMITS.get(rl["type"])
+        if res is None:
+            raise ProcessError(f"config.json: process.rlimits[{i}].type: unknown rlimit "
+                               f"{rl['type']!r}")
+        try:
+            resource.setrlimit(res, (rl["soft"], rl["hard"]))
+        except (ValueError, OSError) as e:
+            raise ProcessError(f"config.json: process.rlimits[{i}]: cannot set {rl['type']} to "
+                               f"soft={rl['soft']} hard={rl['hard']}: {e}") from None
+
+
+def cap_sets(capabilities: dict[str, list[str]] | None) -> dict[str, set[int]]:
+    caps = capabilities or {}
+    out = {}
+    for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        try:
+            out[key] = C.to_numbers(caps.get(key, []), f"config.json: process.capabilities.{key}")
+        except ValueError as e:
+            raise ProcessError(str(e)) from None
+    return out
+
+
+def apply_user_and_caps(proc: dict[str, Any], sets: dict[str, set[int]]) -> None:
+    """Bounding set first (needs CAP_SETPCAP), then ids with caps kept, then capset."""
+    user = proc.get("user", {})
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    C.drop_bounding(sets["bounding"])
+    C.set_keepcaps(True)
+    try:
+        os.setgroups(list(user.get("additionalGids", [])))
+    except PermissionError:
+        if user.get("additionalGids"):
+            raise
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    C.set_keepcaps(False)
+    C.capset(sets["effective"], sets["permitted"], sets["inheritable"])
+    if sets["ambient"]:
+        C.set_ambient(sets["ambient"])
+    if proc.get("noNewPrivileges"):
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def close_fds(keep_upto: int) -> None:
+    """Close every fd above keep_upto: no host fd may reach the container."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        os.closerange(keep_upto + 1, 65536)
+        return
+    for fd in fds:
+        if fd > keep_upto:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for fd in range(3, keep_upto + 1):
+        os.set_inheritable(fd, True)

@@ -1,0 +1,279 @@
+"""Building the container's root filesystem inside its mount namespace:
+propagation, the rootfs bind, `mounts` in order, /dev, pivot_root, then the
+read-only and masked paths. Runs in the container's init (child side)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Any
+
+from pyrunc import mountinfo
+from pyrunc.init import mountopts
+from pyrunc.init.paths import mkdir_all, secure_join, touch
+from pyrunc.linux import libc as L
+
+DEFAULT_DEVICES = [  # path, type, major, minor, mode: the nodes runc always provides
+    ("/dev/null", "c", 1, 3, 0o666),
+    ("/dev/zero", "c", 1, 5, 0o666),
+    ("/dev/full", "c", 1, 7, 0o666),
+    ("/dev/random", "c", 1, 8, 0o666),
+    ("/dev/urandom", "c", 1, 9, 0o666),
+    ("/dev/tty", "c", 5, 0, 0o666),
+]
+DEV_SYMLINKS = [
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+]
+
+
+class MountError(Exception):
+    pass
+
+
+def _mount_err(idx: int, m: dict[str, Any], e: OSError) -> MountError:
+    return MountError(f"config.json: mounts[{idx}]: cannot mount {m.get('source', m.get('type'))!r}"
+                      f" on {m['destination']!r}: {e.strerror}")
+
+
+def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool) -> None:
+    """Everything up to (not including) pivot_root."""
+    linux = cfg.get("linux", {})
+    prop = mountopts.PROPAGATION.get(linux.get("rootfsPropagation", ""),
+                                     L.MS_SLAVE | L.MS_REC)
+    L.mount(None, "/", None, prop)
+    _make_parent_private(rootfs)
+    L.mount(rootfs, rootfs, "bind", L.MS_BIND | L.MS_REC)
+
+    dev_bound = False
+    for idx, m in enumerate(cfg.get("mounts", [])):
+        try:
+            mount_one(m, rootfs, linux)
+        except OSError as e:
+            raise _mount_err(idx, m, e) from None
+        if os.path.normpath(m["destination"]) == "/dev" and _is_bind(m):
+            dev_bound = True
+    if not dev_bound:
+        create_devices(rootfs, DEFAULT_DEVICES, in_userns)
+        _dev_symlinks(rootfs)
+    for dev in linux.get("devices", []):
+        create_devices(rootfs, [(dev["path"], dev["type"], dev.get("major", 0),
+                                 dev.get("minor", 0), dev.get("fileMode", 0o666))],
+                       in_userns, dev.get("uid", 0), dev.get("gid", 0))
+    cwd = cfg.get("process", {}).get("cwd")
+    if cwd:
+        mkdir_all(rootfs, cwd)
+
+
+def _is_bind(m: dict[str, Any]) -> bool:
+    opts = m.get("options", [])
+    return m.get("type") == "bind" or "bind" in opts or "rbind" in opts
+
+
+def _make_parent_private(rootfs: str) -> None:
+    """pivot_root refuses a shared parent mount; make just that one private."""
+    mounts = mountinfo.read()
+    parent = mountinfo.mount_of(os.path.realpath(rootfs), mounts)
+    if parent and any(o.startswith("shared:") for o in parent.optional):
+        L.mount(None, parent.mountpoint, None, L.MS_PRIVATE)
+
+
+def mount_one(m: dict[str, Any], rootfs: str, linux: dict[str, Any]) -> None:
+    dest_c = m["destination"]
+    mtype = m.get("type", "")
+    opts = list(m.get("options", []))
+    if mtype == "bind" and "bind" not in opts and "rbind" not in opts:
+        opts.append("bind")
+    p = mountopts.parse(opts)
+    source = m.get("source", "")
+    if mtype == "cgroup":
+        _mount_cgroup(dest_c, rootfs, p, linux)
+        return
+    if p.is_bind:
+        if os.path.isdir(source):
+            dest = mkdir_all(rootfs, dest_c)
+        else:
+            if not os.path.exists(source):
+                raise OSError(errno.ENOENT, "no such file or directory", source)
+            dest = touch(rootfs, dest_c)
+        L.mount(source, dest, None, L.MS_BIND | (p.flags & L.MS_REC))
+        extra = p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
+        if extra:
+            _remount(dest, L.MS_BIND | L.MS_REMOUNT | extra)
+    else:
+        dest = mkdir_all(rootfs, dest_c)
+        flags = p.flags
+        delayed_ro = os.path.normpath(dest_c) == "/dev" and flags & L.MS_RDONLY
+        if delayed_ro:
+            flags &= ~L.MS_RDONLY  # devices are created first; finalize() makes it read-only
+        L.mount(source or mtype, dest, mtype, flags, ",".join(p.data) or None)
+    for prop in p.propagation:
+        L.mount(None, dest, None, prop)
+    if p.attr_set or p.attr_clr:
+        from pyrunc.linux import mountapi
+        mountapi.setattr_recursive(dest, p.attr_set, p.attr_clr)
+
+
+def _remount(dest: str, flags: int) -> None:
+    try:
+        L.mount(None, dest, None, flags)
+    except PermissionError:
+        # Locked flags (a user namespace, or the source's own) must be kept.
+        st = os.statvfs(dest)
+        L.mount(None, dest, None, flags | _statvfs_flags(st.f_flag))
+
+
+def _statvfs_flags(f_flag: int) -> int:
+    out = 0
+    for st_bit, ms in ((os.ST_RDONLY, L.MS_RDONLY), (os.ST_NOSUID, L.MS_NOSUID),
+                       (os.ST_NODEV, L.MS_NODEV), (os.ST_NOEXEC, L.MS_NOEXEC),
+                       (os.ST_NOATIME, L.MS_NOATIME), (os.ST_NODIRATIME, L.MS_NODIRATIME),
+                       (os.ST_RELATIME, L.MS_RELATIME)):
+        if f_flag & st_bit:
+            out |= ms
+    return out
+
+
+def _mount_cgroup(dest_c: str, rootfs: str, p: mountopts.Parsed, linux: dict[str, Any]) -> None:
+    """cgroup v2: mount cgroup2. v1: a tmpfs with one mount per hierarchy, each
+    showing only the container's own cgroup (like runc)."""
+    dest = mkdir_all(rootfs, dest_c)
+    flags = p.flags & ~L.MS_RDONLY
+    mounts = mountinfo.read()
+    host_root = mountinfo.mount_of("/sys/fs/cgroup", mounts)
+    if host_root and host_root.fstype == "cgroup2":
+        L.mount("cgroup", dest, "cgroup2", p.flags)
+        return
+    own_ns = any(ns.get("type") == "cgroup" for ns in linux.get("namespaces", []))
+    my_paths = _own_cgroup_paths()
+    L.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
+    for m in mounts:
+        if m.fstype != "cgroup" or not m.mountpoint.startswith("/sys/fs/cgroup/"):
+            continue
+        opts = set(m.super_options.split(","))
+        match = next(((c, path) for c, path in my_paths.items() if set(c.split(",")) <= opts),
+                     None)
+        if match is None:
+            continue
+        ctrls, path = match
+        target = os.path.join(dest, os.path.basename(m.mountpoint))
+        os.mkdir(target, 0o755)
+        if own_ns:
+            L.mount("cgroup", target, "cgroup", flags, ctrls)
+        else:
+            src = os.path.normpath(os.path.join(m.mountpoint, os.path.relpath(path, m.root)))
+            L.mount(src, target, None, L.MS_BIND | L.MS_REC)
+        if p.flags & L.MS_RDONLY:
+            _remount(target, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | flags)
+    if p.flags & L.MS_RDONLY:
+        L.mount(None, dest, None, L.MS_REMOUNT | L.MS_RDONLY | flags, "mode=755")
+
+
+def _own_cgroup_paths() -> dict[str, str]:
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if ctrls:
+                out[ctrls] = path
+    return out
+
+
+def create_devices(rootfs: str, devices: list[tuple[str, str, int, int, int]], in_userns: bool,
+                   uid: int = 0, gid: int = 0) -> None:
+    for path, dtype, major, minor, mode in devices:
+        host = secure_join(rootfs, path)
+        if in_userns:
+            # mknod is not allowed in a user namespace: bind the host's node instead
+            touch(rootfs, path)
+            L.mount(path, host, None, L.MS_BIND)
+            continue
+        mkdir_all(rootfs, os.path.dirname(path))
+        if os.path.lexists(host):
+            if not stat.S_ISDIR(os.lstat(host).st_mode):
+                os.unlink(host)
+        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dtype]
+        old = os.umask(0)
+        try:
+            os.mknod(host, kind | (mode & 0o7777), os.makedev(major, minor))
+        finally:
+            os.umask(old)
+        os.chown(host, uid, gid)
+
+
+def _dev_symlinks(rootfs: str) -> None:
+    links = list(DEV_SYMLINKS)
+    if os.path.exists("/proc/kcore"):
+        links.append(("/proc/kcore", "/dev/core"))
+    for target, link in links:
+        host = secure_join(rootfs, link)
+        try:
+            os.symlink(target, host)
+        except FileExistsError:
+            pass
+    ptmx = secure_join(rootfs, "/dev/ptmx")
+    if os.path.lexists(ptmx):
+        os.unlink(ptmx)
+    os.symlink("pts/ptmx", ptmx)
+
+
+def enter(rootfs: str, no_pivot: bool) -> None:
+    """Make rootfs the container's "/"."""
+    os.chdir(rootfs)
+    if no_pivot:
+        L.mount(rootfs, "/", None, L.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+        return
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        L.pivot_root(".", ".")
+        # The old root now sits under "/": detach it without touching the host's mounts.
+        os.fchdir(old)
+        L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+        L.umount2(".", L.MNT_DETACH)
+        os.fchdir(new)
+    finally:
+        os.close(old)
+        os.close(new)
+    os.chdir("/")
+
+
+def finalize(cfg: dict[str, Any]) -> None:
+    """After pivot_root: /dev and / read-only, readonlyPaths, maskedPaths."""
+    for m in cfg.get("mounts", []):
+        if os.path.normpath(m["destination"]) == "/dev" and "ro" in m.get("options", []) \
+                and m.get("type") != "bind":
+            L.mount(None, "/dev", None, L.MS_REMOUNT | L.MS_RDONLY)
+    if cfg.get("root", {}).get("readonly"):
+        _remount("/", L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC)
+    linux = cfg.get("linux", {})
+    for path in linux.get("readonlyPaths", []):
+        readonly_path(path)
+    for path in linux.get("maskedPaths", []):
+        mask_path(path)
+
+
+def readonly_path(path: str) -> None:
+    try:
+        L.mount(path, path, None, L.MS_BIND | L.MS_REC)
+    except FileNotFoundError:
+        return
+    _remount(path, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC)
+
+
+def mask_path(path: str) -> None:
+    try:
+        L.mount("/dev/null", path, None, L.MS_BIND)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        pass
+    else:
+        return
+    # directories get an empty read-only tmpfs
+    L.mount("tmpfs", path, "tmpfs", L.MS_RDONLY)

@@ -1,0 +1,89 @@
+"""Capabilities: names, the bounding set (python-prctl) and capset/ambient.
+
+python-prctl predates some capabilities (CAP_CHECKPOINT_RESTORE), so names
+map to numbers here and the five sets are applied by number."""
+
+from __future__ import annotations
+
+import ctypes
+
+import prctl  # python-prctl: the project's pick for prctl/capabilities
+
+from pyrunc.linux import libc
+
+CAP_NAMES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+]
+CAP_NUMBERS = {name: i for i, name in enumerate(CAP_NAMES)}
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(CAP_NAMES) - 1
+
+
+def to_numbers(names: list[str], field: str) -> set[int]:
+    """Names to numbers; unknown names are the caller's error to report."""
+    out = set()
+    for name in names:
+        n = CAP_NUMBERS.get(name.upper())
+        if n is None:
+            raise ValueError(f"{field}: unknown capability {name!r}")
+        out.add(n)
+    return out
+
+
+def drop_bounding(keep: set[int]) -> None:
+    for cap in range(last_cap() + 1):
+        if cap not in keep and prctl.capbset_read(cap):
+            prctl.capbset_drop(cap)
+
+
+def set_keepcaps(on: bool) -> None:
+    prctl.set_keepcaps(on)
+
+
+class _Header(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _Data(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_VERSION_3 = 0x20080522
+
+
+def capset(effective: set[int], permitted: set[int], inheritable: set[int]) -> None:
+    hdr = _Header(_VERSION_3, 0)
+    data = (_Data * 2)()
+    for i in range(2):
+        def word(s: set[int], i: int = i) -> int:
+            return sum(1 << (c - 32 * i) for c in s if 32 * i <= c < 32 * (i + 1))
+        data[i].effective = word(effective)
+        data[i].permitted = word(permitted)
+        data[i].inheritable = word(inheritable)
+    libc.syscall("capset", ctypes.byref(hdr), ctypes.byref(data))
+
+
+def set_ambient(caps: set[int]) -> None:
+    """Raise what the kernel allows: an ambient cap must also be permitted and
+    inheritable; like runc, one that is not is skipped rather than fatal."""
+    libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
+    for cap in sorted(caps):
+        try:
+            libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, cap)
+        except PermissionError:
+            pass

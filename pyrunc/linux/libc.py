@@ -1,0 +1,153 @@
+"""The syscall layer: thin, typed, errno-checked ctypes wrappers over libc.
+
+CPython 3.11 has no os.unshare/os.setns and no mount API, so the few calls a
+runtime needs live here and nowhere else. Every failure raises OSError with
+the syscall name and the path it concerned, so messages stay readable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from functools import cache
+
+# namespace clone flags (linux/sched.h)
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags (linux/mount.h)
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 0x2
+UMOUNT_NOFOLLOW = 0x8
+
+# x86_64 / aarch64 syscall numbers for calls glibc 2.36 has no wrapper for.
+_SYSCALLS = {
+    "x86_64": {"pivot_root": 155, "open_tree": 428, "move_mount": 429,
+               "mount_setattr": 442, "openat2": 437, "capget": 125, "capset": 126,
+               "keyctl": 250, "pidfd_open": 434, "pidfd_send_signal": 424},
+    "aarch64": {"pivot_root": 41, "open_tree": 428, "move_mount": 429,
+                "mount_setattr": 442, "openat2": 437, "capget": 90, "capset": 91,
+                "keyctl": 219, "pidfd_open": 434, "pidfd_send_signal": 424},
+}
+
+
+@cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def syscall_nr(name: str) -> int:
+    return _SYSCALLS[os.uname().machine][name]
+
+
+def _check(ret: int, what: str, path: str | None = None) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+    return ret
+
+
+def _b(s: str | bytes | None) -> bytes | None:
+    if s is None:
+        return None
+    return s if isinstance(s, bytes) else os.fsencode(s)
+
+
+def syscall(name: str, *args: object) -> int:
+    """Raw syscall by name; returns the result or raises OSError(name)."""
+    return _check(_libc().syscall(syscall_nr(name), *args), name)
+
+
+def unshare(flags: int) -> None:
+    _check(_libc().unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
+    _check(_libc().setns(fd, nstype), "setns", path)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    ret = _libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    _check(ret, f"mount {source or 'none'} on {target}" + (f" ({fstype})" if fstype else ""),
+           None)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc().umount2(_b(target), flags), "umount2", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    libc = _libc()
+    _check(libc.syscall(syscall_nr("pivot_root"), _b(new_root), _b(put_old)), "pivot_root",
+           new_root)
+
+
+def setdomainname(name: str) -> None:
+    b = name.encode()
+    _check(_libc().setdomainname(b, len(b)), "setdomainname")
+
+
+def sethostname(name: str) -> None:
+    b = name.encode()
+    _check(_libc().sethostname(b, len(b)), "sethostname")
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    libc = _libc()
+    return _check(libc.prctl(option, ctypes.c_ulong(a2), ctypes.c_ulong(a3),
+                             ctypes.c_ulong(a4), ctypes.c_ulong(a5)), "prctl")
+
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str) -> None:
+    """A fresh session keyring, so the container cannot read the host's keys."""
+    libc = _libc()
+    ret = libc.syscall(syscall_nr("keyctl"), KEYCTL_JOIN_SESSION_KEYRING, _b(name))
+    if ret < 0 and ctypes.get_errno() not in (38, 1, 13):  # ENOSYS, EPERM, EACCES: as runc
+        _check(ret, "keyctl(JOIN_SESSION_KEYRING)")
+
+
+def pidfd_open(pid: int) -> int:
+    return _check(_libc().syscall(syscall_nr("pidfd_open"), pid, 0), "pidfd_open")

@@ -1,0 +1,60 @@
+"""runc-compatible logging: logfmt text lines or JSON lines
+({"level","msg","time"}) that containerd's shim and podman parse."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+_state = {"path": "", "format": "text", "debug": False}
+
+
+def configure(path: str | None, fmt: str, debug: bool) -> None:
+    _state.update(path=path or "", format=fmt, debug=debug)
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _line(level: str, msg: str) -> str:
+    if _state["format"] == "json":
+        return json.dumps({"level": level, "msg": msg, "time": _now()})
+    esc = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'time="{_now()}" level={level} msg="{esc}"'
+
+
+def _write(level: str, msg: str) -> None:
+    line = _line(level, msg) + "\n"
+    path = _state["path"]
+    if path and path != "/dev/stderr":
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+            return
+        except OSError:
+            pass
+    sys.stderr.write(line)
+    sys.stderr.flush()
+
+
+def error(msg: str) -> None:
+    _write("error", msg)
+    if _state["path"] and _state["path"] != "/dev/stderr":
+        # Like runc: the error also reaches stderr, plain, for whoever ran us.
+        sys.stderr.write(msg + "\n")
+
+
+def warning(msg: str) -> None:
+    _write("warning", msg)
+
+
+def debug(msg: str) -> None:
+    if _state["debug"]:
+        _write("debug", msg)

@@ -1,0 +1,208 @@
+"""The --root directory: one folder per container holding state.json, the
+exec fifo and a lock. Status is derived from the kernel, never trusted from
+disk: a dead or recycled init pid reads as stopped."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyrunc import OCI_VERSION
+from pyrunc.errors import PyruncError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+
+
+class NotExist(PyruncError):
+    def __init__(self) -> None:
+        super().__init__("container does not exist")
+
+
+def default_root() -> str:
+    if os.geteuid() == 0:
+        return "/run/pyrunc"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, "pyrunc")
+    return f"/tmp/pyrunc-{os.geteuid()}"
+
+
+def validate_id(cid: str) -> None:
+    if not cid or cid in (".", "..") or not _ID_RE.match(cid):
+        raise PyruncError(
+            f"invalid container ID format: {cid!r} (use letters, digits, '_', '+', '-', '.')")
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class State:
+    """What pyrunc keeps in <root>/<id>/state.json."""
+
+    id: str
+    bundle: str
+    rootfs: str
+    created: str
+    pid: int = 0
+    init_start: int = 0
+    status: str = "creating"  # only "creating" or "created" are stored; the rest is derived
+    owner: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    creator_pid: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> State:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Root:
+    """The state root directory (--root)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.path, cid)
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if os.path.isfile(os.path.join(self.path, n, STATE_FILE)))
+
+    def make(self, cid: str) -> ContainerDir:
+        """Claim a new container directory; fails if the id is in use."""
+        validate_id(cid)
+        os.makedirs(self.path, mode=0o711, exist_ok=True)
+        d = self.dir(cid)
+        try:
+            os.mkdir(d, 0o711)
+        except FileExistsError:
+            raise PyruncError(f"container with id exists: {cid}") from None
+        cdir = ContainerDir(d)
+        cdir.lock()
+        return cdir
+
+    def open(self, cid: str, lock: bool = True) -> ContainerDir:
+        validate_id(cid)
+        cdir = ContainerDir(self.dir(cid))
+        if lock:
+            cdir.lock()
+        if not os.path.exists(os.path.join(cdir.path, STATE_FILE)):
+            cdir.unlock()
+            raise NotExist()
+        return cdir
+
+
+class ContainerDir:
+    """One container's folder; flock on the folder itself serialises commands."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def lock(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotExist() from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        # The holder before us may have deleted the container.
+        if not os.path.exists(self.path):
+            self.unlock()
+            raise NotExist()
+
+    def fds(self) -> list[int]:
+        return [self._fd] if self._fd is not None else []
+
+    def unlock(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.path, EXEC_FIFO)
+
+    def load(self) -> State:
+        try:
+            with open(os.path.join(self.path, STATE_FILE)) as f:
+                return State.from_json(json.load(f))
+        except FileNotFoundError:
+            raise NotExist() from None
+        except (ValueError, TypeError) as e:
+            raise PyruncError(f"corrupt state file {self.path}/{STATE_FILE}: {e}") from None
+
+    def save(self, st: State) -> None:
+        tmp = os.path.join(self.path, STATE_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(st.to_json(), f)
+        os.rename(tmp, os.path.join(self.path, STATE_FILE))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.unlock()
+
+
+def derive_status(st: State, cdir_path: str, frozen: bool = False) -> str:
+    """creating/created/running/paused/stopped from the kernel's view of init."""
+    if not st.pid:
+        if st.creator_pid and proc_start_time(st.creator_pid) is not None:
+            return "creating"
+        return "stopped"
+    if proc_start_time(st.pid) != st.init_start:
+        return "stopped"
+    if st.status == "creating":
+        return "creating" if st.creator_pid and proc_start_time(st.creator_pid) else "stopped"
+    if os.path.exists(os.path.join(cdir_path, EXEC_FIFO)):
+        return "created"
+    return "paused" if frozen else "running"
+
+
+def oci_state(st: State, status: str) -> dict[str, Any]:
+    """The JSON `pyrunc state` prints: OCI state fields plus runc's extras."""
+    out: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "id": st.id,
+        "pid": st.pid if status != "stopped" else 0,
+        "status": status,
+        "bundle": st.bundle,
+        "rootfs": st.rootfs,
+        "created": st.created,
+    }
+    if st.annotations:
+        out["annotations"] = st.annotations
+    out["owner"] = st.owner
+    return out
+
+
+def is_missing(e: OSError) -> bool:
+    return e.errno in (errno.ENOENT, errno.ESRCH)

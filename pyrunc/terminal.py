@@ -1,0 +1,90 @@
+"""Pseudo-terminals: init opens one inside the container and hands the master
+over the console socket (SCM_RIGHTS, as runc does); `run` without a console
+socket proxies it to its own stdio."""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import termios
+import tty
+
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+TIOCSCTTY = 0x540E
+
+
+def open_pty_in_container() -> tuple[int, int, str]:
+    """(master, slave, slave path) from the container's own /dev/pts."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+    path = f"/dev/pts/{n}"
+    slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    return master, slave, path
+
+
+def make_controlling(slave: int) -> None:
+    """Slave becomes stdio and the controlling terminal of this session."""
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+
+
+def recv_master(sock: socket.socket) -> int:
+    _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+    if not fds:
+        raise OSError("console socket: no file descriptor received")
+    return fds[0]
+
+
+def copy_winsize(src: int, dst: int) -> None:
+    try:
+        ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, ws)
+    except OSError:
+        pass
+
+
+def proxy(master: int, stop: list[bool]) -> None:
+    """Copy stdin -> master and master -> stdout until the master closes."""
+    old = None
+    if os.isatty(0):
+        old = termios.tcgetattr(0)
+        tty.setraw(0)
+        copy_winsize(0, master)
+        signal.signal(signal.SIGWINCH, lambda *_: copy_winsize(0, master))
+    fds = [master, 0]
+    try:
+        while not stop[0]:
+            try:
+                ready, _, _ = select.select(fds, [], [], 0.2)
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    fds.remove(0)
+                    os.write(master, b"\x04")
+                else:
+                    os.write(master, data)
+    finally:
+        if old is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, old)
+
+
+def fd_array(fds: list[int]) -> bytes:
+    return array.array("i", fds).tobytes()
