@@ -66,7 +66,7 @@ def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
                .get("namespaces", [])}
         # Open every namespace path before joining any: later ones may be
         # unreachable from inside the earlier ones.
-        joined = {t: os.open(p, os.O_RDONLY | os.O_CLOEXEC) for t, p in nss.items() if p}
+        joined = {t: _open_ns(t, p, plan.cfg) for t, p in nss.items() if p}
         if "user" in nss:
             if "user" in joined:
                 L.setns(joined.pop("user"), L.CLONE_NEWUSER, nss["user"])
@@ -125,6 +125,7 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             H.run_all(hooks["createContainer"], state, "createContainer")
         if "mount" in nstypes:
             rootfs.enter(plan.rootfs, plan.no_pivot)
+            rootfs.apply_root_propagation(linux)
             rootfs.finalize(cfg)
         else:
             os.chroot(plan.rootfs)
@@ -185,6 +186,15 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         print(f"pyrunc: container init failed: {e}", file=sys.stderr)
         os._exit(127 if isinstance(e, OSError) else 1)
     os._exit(1)
+
+
+def _open_ns(t: str, path: str, cfg: dict[str, Any]) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        idx = [ns["type"] for ns in cfg["linux"]["namespaces"]].index(t)
+        raise OSError(f"config.json: linux.namespaces[{idx}].path: cannot open {path!r}: "
+                      f"{e.strerror}") from None
 
 
 def _ns_path(linux: dict[str, Any], t: str) -> str | None:

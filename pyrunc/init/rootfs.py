@@ -243,6 +243,13 @@ def enter(rootfs: str, no_pivot: bool) -> None:
     os.chdir("/")
 
 
+def apply_root_propagation(linux: dict[str, Any]) -> None:
+    """Like runc, a configured rootfsPropagation also applies to the new "/"."""
+    prop = mountopts.PROPAGATION.get(linux.get("rootfsPropagation", ""))
+    if prop:
+        L.mount(None, "/", None, prop)
+
+
 def finalize(cfg: dict[str, Any]) -> None:
     """After pivot_root: /dev and / read-only, readonlyPaths, maskedPaths."""
     for m in cfg.get("mounts", []):

@@ -1,0 +1,248 @@
+"""Lifecycle through the CLI: run, create/start/state/kill/delete, list, errors
+that clients match on, exit statuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED, Runtime
+
+
+def wait_status(rt: Runtime, cid: str, want: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = rt.state(cid)
+        if st["status"] == want or time.monotonic() > deadline:
+            return st
+        time.sleep(0.05)
+
+
+def test_run_prints_from_inside(rt: Runtime, busybox: Path) -> None:
+    p = rt("run", "-b", str(busybox), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["hello from pyrunc", "uid=0(root) gid=0(root)"]
+
+
+@pytest.mark.parametrize("script,code", [("exit 0", 0), ("exit 3", 3), ("exit 255", 255)])
+def test_run_relays_exit_status(rt: Runtime, script: str, code: int) -> None:
+    b = rt.bundle(**{"process.args": ["sh", "-c", script]})
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == code, p.stderr
+
+
+@pytest.mark.parametrize("sig,code", [("KILL", 137), ("9", 137)])
+def test_run_relays_death_by_signal(rt: Runtime, sig: str, code: int) -> None:
+    # PID 1 ignores signals it has no handler for, except from outside its namespace.
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cid = rt.new_id()
+    proc = subprocess.Popen([*rt.cmd, "--root", str(rt.root), "run", "-b", str(b), cid],
+                            stdin=subprocess.DEVNULL)
+    wait_status(rt, cid, "running") if _exists(rt, cid) else None
+    assert rt("kill", cid, sig).returncode == 0
+    assert proc.wait(timeout=20) == code
+
+
+def _exists(rt: Runtime, cid: str) -> bool:
+    for _ in range(200):
+        if rt("state", cid).returncode == 0 and rt.state(cid)["status"] == "running":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_run_passes_stdin_through(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sh", "-c", "read line; echo got:$line"]})
+    p = rt("run", "-b", str(b), rt.new_id(), input="ping\n")
+    assert p.stdout.strip() == "got:ping"
+
+
+def test_run_forwards_signals(rt: Runtime, tmp_path: Path) -> None:
+    b = rt.bundle(**{"process.args": ["sh", "-c",
+                                      "trap 'echo trapped; exit 7' TERM; echo ready; "
+                                      "while true; do sleep 0.1; done"]})
+    proc = subprocess.Popen([*rt.cmd, "--root", str(rt.root), "run", "-b", str(b),
+                             rt.new_id()], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert "trapped" in out
+    assert proc.returncode == 7
+
+
+def test_create_start_state_delete(rt: Runtime, tmp_path: Path) -> None:
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cid = rt.new_id()
+    pidfile = tmp_path / "pid"
+    p = rt("create", "-b", str(b), "--pid-file", str(pidfile), cid)
+    assert p.returncode == 0, p.stderr
+    st = rt.state(cid)
+    assert st["status"] == "created"
+    assert st["id"] == cid and st["bundle"] == str(b)
+    assert int(pidfile.read_text()) == st["pid"] > 0
+    # The init waits in the container: PID 1 of a new pid namespace.
+    with open(f"/proc/{st['pid']}/status") as f:
+        nspid = [line for line in f if line.startswith("NSpid:")][0].split()
+    assert nspid[-1] == "1"
+    assert rt("start", cid).returncode == 0
+    st = rt.state(cid)
+    assert st["status"] == "running"
+    with open(f"/proc/{st['pid']}/cmdline") as f:
+        assert f.read().split("\0")[0] == "sleep"
+    p = rt("start", cid)
+    assert p.returncode == 1 and "cannot start an already running container" in p.stderr
+    p = rt("delete", cid)
+    assert p.returncode == 1 and "not stopped" in p.stderr
+    assert rt("kill", cid, "KILL").returncode == 0
+    assert wait_status(rt, cid, "stopped")["status"] == "stopped"
+    p = rt("kill", cid)
+    assert p.returncode == 1 and "container not running" in p.stderr
+    p = rt("start", cid)
+    assert p.returncode == 1 and "cannot start a container that has stopped" in p.stderr
+    assert rt("delete", cid).returncode == 0
+    p = rt("state", cid)
+    assert p.returncode == 1 and "container does not exist" in p.stderr
+
+
+def test_state_matches_spec_schema(rt: Runtime) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_file = SHARED / "oci-runtime-spec" / "schema" / "state-schema.json"
+    if not schema_file.exists():
+        pytest.skip("../shared/oci-runtime-spec is not beside the repo")
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cid = rt.new_id()
+    rt("create", "-b", str(b), cid, check=True)
+    validator = spec_validator(schema_file)
+    for _ in ("created", "running"):
+        validator.validate(rt.state(cid))
+        if _ == "created":
+            rt("start", cid, check=True)
+    rt("delete", "-f", cid, check=True)
+
+
+def spec_validator(schema_file: Path):  # type: ignore[no-untyped-def]
+    """A validator for one of the spec's schema files, its $refs resolved beside it."""
+    import jsonschema
+    import referencing
+
+    base = "https://opencontainers.org/schema/"
+    resources = []
+    for f in schema_file.parent.glob("*.json"):
+        doc = json.loads(f.read_text())
+        resources.append((base + f.name, referencing.Resource.from_contents(
+            doc, default_specification=referencing.jsonschema.DRAFT4)))
+    registry = referencing.Registry().with_resources(resources)
+    schema = json.loads(schema_file.read_text())
+    schema.setdefault("id", base + schema_file.name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=registry)
+
+
+def test_delete_force_kills_running(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cid = rt.new_id()
+    rt("run", "-d", "-b", str(b), cid, check=True)
+    pid = rt.state(cid)["pid"]
+    assert rt("delete", "-f", cid).returncode == 0
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}/cmdline") or \
+        open(f"/proc/{pid}/cmdline").read() == ""
+
+
+def test_delete_created_container_without_force(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cid = rt.new_id()
+    rt("create", "-b", str(b), cid, check=True)
+    assert rt("delete", cid).returncode == 0
+
+
+def test_kill_signal_forms(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    for sig in ("KILL", "SIGKILL", "9"):
+        cid = rt.new_id()
+        rt("run", "-d", "-b", str(b), cid, check=True)
+        assert rt("kill", cid, sig).returncode == 0
+        assert wait_status(rt, cid, "stopped")["status"] == "stopped"
+        rt("delete", cid, check=True)
+    cid = rt.new_id()
+    rt("run", "-d", "-b", str(b), cid, check=True)
+    p = rt("kill", cid, "NOSUCH")
+    assert p.returncode == 1 and "unknown signal" in p.stderr
+    rt("delete", "-f", cid, check=True)
+
+
+def test_list_formats(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    a, c = rt.new_id(), rt.new_id()
+    rt("create", "-b", str(b), a, check=True)
+    rt("run", "-d", "-b", str(b), c, check=True)
+    assert rt("list", "-q").stdout.split() == sorted([a, c])
+    rows = json.loads(rt("list", "-f", "json").stdout)
+    assert {r["id"]: r["status"] for r in rows} == {a: "created", c: "running"}
+    assert all(r["owner"] == "root" for r in rows)
+    table = rt("list").stdout.splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert table[0].index("PID") == max(12, len(a) + 3)
+    rt("delete", "-f", a, check=True)
+    rt("delete", "-f", c, check=True)
+    assert rt("list", "-f", "json").stdout.strip() == "null"
+
+
+def test_id_in_use(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cid = rt.new_id()
+    rt("create", "-b", str(b), cid, check=True)
+    p = rt("create", "-b", str(b), cid)
+    assert p.returncode == 1 and f"container with id exists: {cid}" in p.stderr
+    assert rt.state(cid)["status"] == "created"  # the first one is untouched
+    rt("delete", cid, check=True)
+
+
+def test_missing_container_messages(rt: Runtime) -> None:
+    for verb in (["state"], ["start"], ["kill"], ["delete"]):
+        p = rt(*verb, "nosuch")
+        assert p.returncode == 1
+        assert "container does not exist" in p.stderr
+    assert rt("delete", "-f", "nosuch").returncode == 0  # like runc: -f is idempotent
+
+
+def test_run_detach_then_exit_is_stopped(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["true"]})
+    cid = rt.new_id()
+    rt("run", "-d", "-b", str(b), cid, check=True)
+    assert wait_status(rt, cid, "stopped")["status"] == "stopped"
+    assert rt.state(cid)["pid"] == 0
+    rt("delete", cid, check=True)
+
+
+def test_run_keep_leaves_stopped_container(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["true"]})
+    cid = rt.new_id()
+    assert rt("run", "--keep", "-b", str(b), cid).returncode == 0
+    assert rt.state(cid)["status"] == "stopped"
+    rt("delete", cid, check=True)
+
+
+def test_preserve_fds(rt: Runtime, tmp_path: Path) -> None:
+    b = rt.bundle(**{"process.args": ["sh", "-c", "cat <&3; ls /proc/$$/fd; true"]})
+    f = tmp_path / "data"
+    f.write_text("from fd 3\n")
+    # fd 3 is asked for; fd 9 is a stray that must not reach the container.
+    cmd = " ".join([*rt.cmd, "--root", str(rt.root), "run", "--preserve-fds", "1", "-b", str(b),
+                    rt.new_id()])
+    p = subprocess.run(["sh", "-c", f"exec 3<{f} 9</dev/null; exec {cmd}"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "from fd 3"
+    assert sorted(lines[1:], key=int) == ["0", "1", "2", "3"]

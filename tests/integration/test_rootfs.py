@@ -1,0 +1,251 @@
+"""What the container process sees: namespaces, mounts, /dev, hostname,
+masked and read-only paths, user, cwd and env, read from inside."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Runtime
+
+
+def run_sh(rt: Runtime, script: str, **overrides: object) -> subprocess.CompletedProcess[str]:
+    b = rt.bundle(**{"process.args": ["sh", "-c", script], **overrides})
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def mountinfo(text: str) -> dict[str, tuple[str, str, str]]:
+    """mountpoint -> (fstype, mount options, super options) (last mount wins)."""
+    out = {}
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        f, r = left.split(), right.split()
+        out[f[4]] = (r[0], f[5], r[2] if len(r) > 2 else "")
+    return out
+
+
+def test_new_namespaces(rt: Runtime) -> None:
+    p = run_sh(rt, "for n in pid net ipc uts mnt; do readlink /proc/self/ns/$n; done")
+    inside = p.stdout.split()
+    host = [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "net", "ipc", "uts", "mnt")]
+    assert len(inside) == 5
+    for i, h in zip(inside, host, strict=True):
+        assert i != h
+
+
+def test_joined_namespace_by_path(rt: Runtime) -> None:
+    # A uts namespace made by the test, with its own hostname; the container joins it.
+    holder = subprocess.Popen(["unshare", "--uts", "sh", "-c",
+                               "hostname joined-ns; echo ok; exec sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        b = rt.bundle(**{"process.args": ["hostname"], "hostname": None})
+        cfg = rt.config(b)
+        cfg["linux"]["namespaces"] = [
+            ns if ns["type"] != "uts" else {"type": "uts", "path": f"/proc/{holder.pid}/ns/uts"}
+            for ns in cfg["linux"]["namespaces"]]
+        rt.write_config(b, cfg)
+        p = rt("run", "-b", str(b), rt.new_id())
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == "joined-ns"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_pid_one_and_loopback_up(rt: Runtime) -> None:
+    p = run_sh(rt, "echo $$; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; "
+                   "ls /sys/class/net")
+    pid, _state, flags, *ifaces = p.stdout.split()
+    assert pid == "1"
+    assert int(flags, 16) & 1  # IFF_UP
+    assert ifaces == ["lo"]
+
+
+def test_hostname_and_domainname(rt: Runtime) -> None:
+    p = run_sh(rt, "hostname; cat /proc/sys/kernel/domainname", hostname="box1",
+               domainname="example.org")
+    assert p.stdout.split() == ["box1", "example.org"]
+
+
+def test_mounts_and_options(rt: Runtime) -> None:
+    p = run_sh(rt, "cat /proc/self/mountinfo")
+    mi = mountinfo(p.stdout)
+    assert mi["/"][1].split(",")[0] == "ro"  # root.readonly
+    assert mi["/proc"][0] == "proc"
+    assert mi["/dev"][0] == "tmpfs" and "nosuid" in mi["/dev"][1]
+    assert "mode=755" in mi["/dev"][2]
+    assert mi["/dev/pts"][0] == "devpts" and "noexec" in mi["/dev/pts"][1]
+    assert mi["/dev/shm"][0] == "tmpfs" and {"nosuid", "nodev", "noexec"} <= set(
+        mi["/dev/shm"][1].split(","))
+    assert mi["/dev/mqueue"][0] == "mqueue"
+    assert mi["/sys"][0] == "sysfs" and mi["/sys"][1].startswith("ro")
+    assert mi["/sys/fs/cgroup"][1].startswith("ro")
+
+
+def test_bind_mount_file_and_dir(rt: Runtime, tmp_path: Path) -> None:
+    d = tmp_path / "share"
+    d.mkdir()
+    (d / "hello").write_text("dir bind\n")
+    f = tmp_path / "single"
+    f.write_text("file bind\n")
+    b = rt.bundle(**{"process.args": ["sh", "-c",
+                                      "cat /mnt/d/hello /etc/single; echo x > /mnt/d/new; "
+                                      "touch /mnt/ro/nope 2>/dev/null || echo ro-denied; "
+                                      "grep ' /mnt/ro ' /proc/self/mountinfo"]})
+    cfg = rt.config(b)
+    cfg["mounts"] += [
+        {"destination": "/mnt/d", "type": "bind", "source": str(d), "options": ["rbind"]},
+        {"destination": "/etc/single", "source": str(f), "options": ["bind", "ro"]},
+        {"destination": "/mnt/ro", "type": "none", "source": str(d),
+         "options": ["bind", "ro", "nosuid", "nodev", "noexec", "private"]},
+    ]
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[:3] == ["dir bind", "file bind", "ro-denied"]
+    opts = lines[3].split()[5].split(",")
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(opts)
+    assert (d / "new").read_text() == "x\n"
+
+
+def test_dev_nodes_and_symlinks(rt: Runtime) -> None:
+    p = run_sh(rt, "for d in null zero full random urandom tty; do "
+                   "stat -c '%n %F %t:%T %a' /dev/$d; done; "
+                   "for l in fd stdin stdout stderr ptmx; do echo $l $(readlink /dev/$l); done")
+    lines = p.stdout.splitlines()
+    assert lines[0] == "/dev/null character special file 1:3 666"
+    assert lines[1] == "/dev/zero character special file 1:5 666"
+    assert lines[5] == "/dev/tty character special file 5:0 666"
+    assert lines[6:] == ["fd /proc/self/fd", "stdin /proc/self/fd/0", "stdout /proc/self/fd/1",
+                         "stderr /proc/self/fd/2", "ptmx pts/ptmx"]
+
+
+def test_config_devices(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["stat", "-c", "%F %t:%T %a %u:%g", "/dev/mydev"]})
+    cfg = rt.config(b)
+    cfg["linux"]["devices"] = [{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5,
+                                "fileMode": 0o640, "uid": 7, "gid": 8}]
+    cfg["linux"]["resources"]["devices"].append(
+        {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"})
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "character special file 1:5 640 7:8"
+
+
+def test_masked_and_readonly_paths(rt: Runtime) -> None:
+    p = run_sh(rt, "cat /proc/kcore | wc -c; ls /sys/firmware | wc -l; "
+                   "echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo sys-ro")
+    assert p.stdout.split() == ["0", "0", "sys-ro"]
+
+
+def test_user_cwd_env_umask(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sh", "-c", "id; pwd; echo $FOO $BAR $HOME; umask"],
+                     "process.user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20],
+                                      "umask": 0o027},
+                     "process.cwd": "/work/dir",
+                     "process.env": ["PATH=/bin:/usr/bin", "FOO=1", "BAR=2", "FOO=3"]})
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "uid=1000 gid=1000 groups=10,20"
+    assert lines[1] == "/work/dir"
+    assert lines[2] == "3 2 /"
+    assert lines[3] == "0027"
+
+
+def test_home_from_passwd(rt: Runtime) -> None:
+    p = run_sh(rt, "echo $HOME")
+    assert p.stdout.strip() == "/root"
+
+
+def test_no_pivot(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sh", "-c", "ls /; cat /proc/self/mountinfo | wc -l"]})
+    p = rt("run", "--no-pivot", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert "bin" in p.stdout.split()
+
+
+def test_only_stdio_fds_reach_the_container(rt: Runtime) -> None:
+    p = run_sh(rt, "ls /proc/$$/fd; true")
+    assert sorted(p.stdout.split(), key=int) == ["0", "1", "2"]
+
+
+def _console_receiver(path: str, out: dict[str, object]) -> socket.socket:
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        _msg, fds, _f, _a = socket.recv_fds(conn, 1024, 1)
+        conn.close()
+        master = fds[0]
+        data = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(master)
+        out["data"] = data
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    out["thread"] = t
+    return srv
+
+
+def test_terminal_over_console_socket(rt: Runtime, tmp_path: Path) -> None:
+    sock_path = str(tmp_path / "console.sock")
+    got: dict[str, object] = {}
+    srv = _console_receiver(sock_path, got)
+    b = rt.bundle(**{"process.terminal": True,
+                     "process.args": ["sh", "-c", "tty; test -t 0 && echo stdin-is-tty"]})
+    cid = rt.new_id()
+    try:
+        p = rt("run", "-d", "--console-socket", sock_path, "-b", str(b), cid)
+        assert p.returncode == 0, p.stderr
+        thread = got["thread"]
+        assert isinstance(thread, threading.Thread)
+        thread.join(20)
+        out = got["data"]
+        assert isinstance(out, bytes)
+        text = out.decode().replace("\r", "")
+        assert "/dev/pts/0" in text and "stdin-is-tty" in text
+    finally:
+        srv.close()
+        rt("delete", "-f", cid)
+
+
+def test_terminal_without_console_socket_when_detached(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.terminal": True})
+    p = rt("run", "-d", "-b", str(b), rt.new_id())
+    assert p.returncode == 1
+    assert "console socket" in p.stderr
+
+
+@pytest.mark.parametrize("propagation", ["rprivate", "rslave", "rshared"])
+def test_rootfs_propagation(rt: Runtime, propagation: str) -> None:
+    p = run_sh(rt, "awk '$5 == \"/\"' /proc/self/mountinfo", **{"linux.rootfsPropagation":
+                                                           propagation})
+    fields = p.stdout.split(" - ")[0].split()[6:]
+    if propagation == "rshared":
+        assert any(f.startswith("shared:") for f in fields)
+    elif propagation == "rslave":
+        # a slave of the host's "/" (private on some hosts, so no master: then private)
+        assert not any(f.startswith("shared:") for f in fields)
+    else:
+        assert not any(f.startswith(("shared:", "master:")) for f in fields)
