@@ -265,4 +265,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except OSError as e:
         log.error(f"{args.command}: {e}")
         sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - a bug must still end in one clear line
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        log.error(f"{args.command}: internal error: {type(e).__name__}: {e} "
+                  "(run with --debug for a traceback)")
+        sys.exit(1)
     sys.exit(code)

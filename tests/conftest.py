@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,24 @@ class Runtime:
         if self.root.exists():
             for cid in os.listdir(self.root):
                 self("delete", "-f", cid)
+
+
+_LOGFMT = re.compile(r'^time="[^"]*" level=(\w+) msg="((?:[^"\\]|\\.)*)"$')
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The messages of pyrunc's stderr lines, logfmt unescaped (runc's format)."""
+    out = []
+    for line in stderr.splitlines():
+        if not line.strip():
+            continue
+        m = _LOGFMT.match(line)
+        if m:
+            out.append(m.group(2).replace('\\"', '"').replace("\\n", "\n")
+                       .replace("\\\\", "\\"))
+        else:
+            out.append(line)
+    return out
 
 
 def set_path(cfg: dict[str, Any], dotted: str, value: Any) -> None:
