@@ -107,6 +107,23 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exec(args: argparse.Namespace) -> int:
+    from pyrunc.execution import ExecOptions, exec_process
+
+    if args.preserve_fds < 0:
+        raise UsageError("--preserve-fds must be a non-negative number")
+    if not args.process and not args.command_args:
+        raise UsageError("exec: arguments or --process FILE are required")
+    opts = ExecOptions(
+        process_file=args.process, args=list(args.command_args), cwd=args.cwd,
+        env=list(args.env), tty=args.tty, console_socket=args.console_socket, user=args.user,
+        additional_gids=list(args.additional_gids), caps=list(args.cap), detach=args.detach,
+        pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_new_privs=args.no_new_privs,
+        apparmor=args.apparmor, process_label=args.process_label, cgroup=args.cgroup,
+        ignore_paused=args.ignore_paused)
+    return exec_process(_root(args), args.id, opts)
+
+
 def _owner_name(path: str) -> str:
     try:
         uid = os.stat(path).st_uid
@@ -222,6 +239,26 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     sp = add("list", cmd_list, "list containers under --root")
     sp.add_argument("-f", "--format", default="table", choices=["table", "json"])
     sp.add_argument("-q", "--quiet", action="store_true")
+    sp = add("exec", cmd_exec, "execute a new process inside the container")
+    sp.add_argument("-p", "--process", help="process.json (the spec's process object)")
+    sp.add_argument("--cwd")
+    sp.add_argument("-e", "--env", action="append", default=[])
+    sp.add_argument("-t", "--tty", action="store_true")
+    sp.add_argument("--console-socket")
+    sp.add_argument("-u", "--user", help="uid[:gid]")
+    sp.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
+    sp.add_argument("-c", "--cap", action="append", default=[])
+    sp.add_argument("-d", "--detach", action="store_true")
+    sp.add_argument("--pid-file")
+    sp.add_argument("--preserve-fds", type=int, default=0)
+    sp.add_argument("--no-new-privs", action="store_true")
+    sp.add_argument("--apparmor")
+    sp.add_argument("--process-label")
+    sp.add_argument("--cgroup", action="append", default=[],
+                    help="sub-cgroup to join: PATH or CONTROLLER[,CONTROLLER]:PATH")
+    sp.add_argument("--ignore-paused", action="store_true")
+    sp.add_argument("id")
+    sp.add_argument("command_args", nargs=argparse.REMAINDER)
     sp = add("spec", cmd_spec, "create a new config.json template")
     sp.add_argument("-b", "--bundle", default=None)
     sp.add_argument("--rootless", action="store_true")

@@ -1,0 +1,142 @@
+"""Pure logic of the runtime core: option parsing, path resolution inside a
+rootfs, environment handling, ids, signals, log lines, state derivation."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pyrunc import cli, log, mountinfo
+from pyrunc.errors import PyruncError, UsageError
+from pyrunc.init import mountopts
+from pyrunc.init.paths import mkdir_all, secure_join
+from pyrunc.init.process import ProcessError, build_env, cap_sets, look_path
+from pyrunc.linux import libc as L
+from pyrunc.state import State, derive_status, oci_state, validate_id
+
+
+def test_mount_flags_and_data() -> None:
+    p = mountopts.parse(["nosuid", "noexec", "nodev", "ro", "mode=755", "size=65536k"])
+    assert p.flags == L.MS_NOSUID | L.MS_NOEXEC | L.MS_NODEV | L.MS_RDONLY
+    assert p.data == ["mode=755", "size=65536k"]
+    assert not p.is_bind
+
+
+def test_mount_clearing_options_and_bind() -> None:
+    p = mountopts.parse(["rbind", "ro", "rw", "nosuid", "suid", "rslave"])
+    assert p.flags == L.MS_BIND | L.MS_REC
+    assert p.propagation == [L.MS_SLAVE | L.MS_REC]
+    assert p.is_bind
+
+
+def test_recursive_attributes() -> None:
+    p = mountopts.parse(["rro", "rnosuid", "rnoatime", "tmpcopyup"])
+    assert p.attr_set == (mountopts.MOUNT_ATTR_RDONLY | mountopts.MOUNT_ATTR_NOSUID
+                          | mountopts.MOUNT_ATTR_NOATIME)
+    assert p.attr_clr & mountopts.MOUNT_ATTR__ATIME
+    assert p.extensions == {"tmpcopyup"}
+
+
+def test_secure_join_stays_inside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.symlink("/etc", root / "abs")          # absolute link: restarts at root
+    os.symlink("../../../../", root / "up")  # climbs: clamped at root
+    os.symlink("loop2", root / "loop1")
+    os.symlink("loop1", root / "loop2")
+    assert secure_join(str(root), "/abs/passwd") == str(root / "etc" / "passwd")
+    assert secure_join(str(root), "up/etc") == str(root / "etc")
+    assert secure_join(str(root), "../../x") == str(root / "x")
+    with pytest.raises(OSError):
+        secure_join(str(root), "/loop1")
+
+
+def test_mkdir_all_through_symlink_stays_inside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), root / "evil")
+    made = mkdir_all(str(root), "/evil/sub")
+    assert made == str(root / str(outside).lstrip("/") / "sub")
+    assert not (outside / "sub").exists()
+
+
+def test_env_duplicates_keep_first_position_last_value() -> None:
+    assert list(build_env(["A=1", "B=2", "A=3"]).items()) == [("A", "3"), ("B", "2")]
+    assert build_env(["EMPTY="]) == {"EMPTY": ""}
+    with pytest.raises(ProcessError, match=r"process.env\[1\]"):
+        build_env(["A=1", "NOEQUALS"])
+
+
+def test_look_path(tmp_path: Path) -> None:
+    exe = tmp_path / "tool"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    (tmp_path / "plain").write_text("")
+    assert look_path("tool", f"/nonexistent:{tmp_path}") == str(exe)
+    with pytest.raises(ProcessError, match=r'exec: "plain": executable file not found in \$PATH'):
+        look_path("plain", str(tmp_path))
+    assert look_path(str(exe), None) == str(exe)
+
+
+def test_capability_names() -> None:
+    sets = cap_sets({"bounding": ["CAP_KILL", "CAP_CHECKPOINT_RESTORE"]})
+    assert sets["bounding"] == {5, 40}
+    with pytest.raises(ProcessError, match="process.capabilities.effective: unknown capability"):
+        cap_sets({"effective": ["CAP_NOPE"]})
+
+
+@pytest.mark.parametrize("cid,ok", [("abc", True), ("a.b-c_d+e", True), ("..", False),
+                                     (".", False), ("a/b", False), ("", False), ("a b", False)])
+def test_container_ids(cid: str, ok: bool) -> None:
+    if ok:
+        validate_id(cid)
+    else:
+        with pytest.raises(PyruncError, match="invalid container ID format"):
+            validate_id(cid)
+
+
+@pytest.mark.parametrize("text,num", [("KILL", 9), ("SIGKILL", 9), ("sigterm", 15), ("9", 9),
+                                      ("USR1", 10)])
+def test_signal_names(text: str, num: int) -> None:
+    assert cli._parse_signal(text) == num
+
+
+def test_bad_signal() -> None:
+    with pytest.raises(UsageError):
+        cli._parse_signal("SIGNOPE")
+    with pytest.raises(UsageError):
+        cli._parse_signal("999")
+
+
+def test_json_log_line(tmp_path: Path) -> None:
+    f = tmp_path / "log.json"
+    log.configure(str(f), "json", False)
+    try:
+        log.warning('a "quoted" thing')
+    finally:
+        log.configure(None, "text", False)
+    entry = json.loads(f.read_text())
+    assert entry["level"] == "warning" and entry["msg"] == 'a "quoted" thing'
+    assert entry["time"].endswith("Z")
+
+
+def test_status_of_dead_init_is_stopped(tmp_path: Path) -> None:
+    st = State(id="x", bundle="/b", rootfs="/b/rootfs", created="now", pid=os.getpid(),
+               init_start=1, status="created")  # start time mismatch: a recycled pid
+    assert derive_status(st, str(tmp_path)) == "stopped"
+    out = oci_state(st, "stopped")
+    assert out["pid"] == 0 and out["status"] == "stopped"
+
+
+def test_mountinfo_parse_and_lookup() -> None:
+    text = ("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+            "30 22 0:5 / /dev\\040x rw - tmpfs tmpfs rw,mode=755\n")
+    ms = mountinfo.parse(text)
+    assert ms[1].mountpoint == "/dev x" and ms[0].optional == ("shared:1",)
+    found = mountinfo.mount_of("/dev x/y", ms)
+    assert found is not None and found.fstype == "tmpfs"
