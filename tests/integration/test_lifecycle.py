@@ -112,7 +112,7 @@ def test_create_start_state_delete(rt: Runtime, tmp_path: Path) -> None:
 
 
 def test_state_matches_spec_schema(rt: Runtime) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    pytest.importorskip("jsonschema")
     schema_file = SHARED / "oci-runtime-spec" / "schema" / "state-schema.json"
     if not schema_file.exists():
         pytest.skip("../shared/oci-runtime-spec is not beside the repo")
