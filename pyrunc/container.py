@@ -91,6 +91,7 @@ class Container:
                 raise PyruncError("cannot use console socket if pyrunc will not detach or "
                                   "allocate tty")
             console = None
+        _check_host_support(cfg)
         cdir = self.root.make(self.id)
         st = State(id=self.id, bundle=bundle, rootfs=rootfs, created=_now_rfc3339(),
                    annotations=cfg.get("annotations", {}), config=cfg,
@@ -230,25 +231,29 @@ class Container:
         return st
 
     def _release(self, cdir: ContainerDir, st: State) -> None:
-        """Open exec.fifo for reading: init unblocks, writes one byte and execs."""
+        """Open exec.fifo for reading: init unblocks and writes "0"; EOF follows
+        when its execve closes the fifo, or "E<message>" if it failed first."""
         fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = b""
         try:
-            while True:
+            while not data:
                 try:
                     data = os.read(fd, 1)
                 except BlockingIOError:
-                    data = None
-                if data:
-                    break
-                if proc_start_time(st.pid) != st.init_start:
-                    raise PyruncError("cannot start a container that has stopped")
-                if data is None:
                     select.select([fd], [], [], 0.1)
-                else:
+                    continue
+                if not data:
+                    if proc_start_time(st.pid) != st.init_start:
+                        raise PyruncError("cannot start a container that has stopped")
                     time.sleep(0.0005)  # no writer yet: init is still opening the fifo
+            os.set_blocking(fd, True)
+            while chunk := os.read(fd, 4096):
+                data += chunk
         finally:
             os.close(fd)
-        os.unlink(cdir.fifo)
+            os.unlink(cdir.fifo)
+        if data[1:2] == b"E":
+            raise PyruncError(data[2:].decode(errors="replace"))
 
     def _poststart(self, st: State) -> None:
         hooks = st.config.get("hooks", {}).get("poststart", [])
@@ -300,6 +305,18 @@ class Container:
             except H.HookError as e:
                 log.warning(str(e))
         cdir.remove()
+
+
+def _check_host_support(cfg: dict[str, Any]) -> None:
+    """Config that this host cannot honour is refused before anything exists."""
+    from pyrunc.init import lsm, sysctl
+
+    linux = cfg.get("linux", {})
+    try:
+        lsm.check(cfg["process"], linux)
+        sysctl.check(linux)
+    except (lsm.LsmError, sysctl.SysctlError) as e:
+        raise PyruncError(str(e)) from None
 
 
 def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) -> None:
@@ -357,6 +374,8 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
     if console_child is not None:
         console_child.close()
     master = None
+    if not detach:
+        _forward_signals(st.pid)  # before start: the process may get signals at once
     try:
         if console_parent is not None and st.config["process"].get("terminal"):
             from pyrunc.terminal import recv_master
@@ -373,7 +392,6 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
         raise
     if detach:
         return 0
-    _forward_signals(st.pid)
     stop = [False]
     proxy_thread = None
     if master is not None:

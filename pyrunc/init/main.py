@@ -42,8 +42,16 @@ class Plan:
     close_in_child: list[int] = field(default_factory=list)  # the parent's lock fd, etc.
 
 
+def describe(e: BaseException) -> str:
+    """One line for the user: our syscall errors already name the call and path."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"container init: {e.strerror}{where}"
+    return str(e) or type(e).__name__
+
+
 def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
-    msg = str(e) if str(e) else type(e).__name__
+    msg = describe(e)
     if os.environ.get("PYRUNC_DEBUG_INIT"):
         traceback.print_exc()
     try:
@@ -85,6 +93,8 @@ def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
                 flags |= NS_FLAGS[t]
         if flags:
             L.unshare(flags)
+        if "time" in nss and not nss["time"]:
+            _write_time_offsets(plan.cfg.get("linux", {}).get("timeOffsets", {}))
         pid = os.fork()
         if pid == 0:
             stage2(sock, plan, in_userns="user" in nss)
@@ -97,7 +107,7 @@ def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
 def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     # Everything init needs is imported now: after pivot_root, sys.path points
     # into the container's filesystem.
-    from pyrunc.init import process, rootfs
+    from pyrunc.init import lsm, process, rootfs, sched, sysctl
     from pyrunc.terminal import make_controlling, open_pty_in_container
 
     cfg = plan.cfg
@@ -109,6 +119,8 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     nstypes = {ns["type"] for ns in linux.get("namespaces", [])}
     try:
         os.setsid()
+        affinity = proc.get("execCPUAffinity", {})
+        sched.apply_affinity(affinity.get("initial"), "initial")
         if not plan.no_new_keyring:
             L.join_session_keyring(f"_ses.{plan.cid}")
         if "network" in nstypes and not _ns_path(linux, "network"):
@@ -134,9 +146,9 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             L.sethostname(cfg["hostname"])
         if "domainname" in cfg:
             L.setdomainname(cfg["domainname"])
-        for key, value in linux.get("sysctl", {}).items():
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
+        sysctl.apply(linux.get("sysctl", {}))
+        if "mount" in nstypes:
+            rootfs.protect_paths(linux)
         if "oomScoreAdj" in proc:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(proc["oomScoreAdj"]))
@@ -172,20 +184,45 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)
     try:
-        # Blocks until `start` opens the fifo for reading.
+        # Blocks until `start` opens the fifo for reading. The fd stays open
+        # (close-on-exec) so `start` sees EOF only once execve has happened,
+        # and reads an error from us if anything before it fails.
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
-        os.close(fd)
         os.close(fifo_fd)
+    except BaseException as e:  # noqa: BLE001
+        print(f"pyrunc: container init failed: {describe(e)}", file=sys.stderr)
+        os._exit(1)
+    try:
         if hooks.get("startContainer"):
             H.run_all(hooks["startContainer"], state, "startContainer")
+        if "scheduler" in proc:
+            sched.apply_scheduler(proc["scheduler"])
+        if "ioPriority" in proc:
+            sched.apply_io_priority(proc["ioPriority"])
+        if "personality" in linux:
+            sched.apply_personality(linux["personality"])
+        sched.apply_affinity(affinity.get("final"), "final")
+        lsm.apply_on_exec(proc)
         process.apply_user_and_caps(proc, sets)
-        process.close_fds(2 + plan.keep_fds)
+        process.close_fds(2 + plan.keep_fds, also_keep=fd)
         os.execve(exe, args, env)
     except BaseException as e:  # noqa: BLE001
-        print(f"pyrunc: container init failed: {e}", file=sys.stderr)
+        try:
+            os.write(fd, b"E" + describe(e).encode())
+        except OSError:
+            pass
         os._exit(127 if isinstance(e, OSError) else 1)
     os._exit(1)
+
+
+def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
+    """Clock offsets of a new time namespace: set before its first process exists."""
+    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n"
+                    for clock, o in offsets.items())
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(lines)
 
 
 def _open_ns(t: str, path: str, cfg: dict[str, Any]) -> int:

@@ -117,15 +117,16 @@ def apply_user_and_caps(proc: dict[str, Any], sets: dict[str, set[int]]) -> None
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def close_fds(keep_upto: int) -> None:
-    """Close every fd above keep_upto: no host fd may reach the container."""
+def close_fds(keep_upto: int, also_keep: int = -1) -> None:
+    """Close every fd above keep_upto: no host fd may reach the container.
+    also_keep must be close-on-exec (the exec fifo): execve closes it."""
     try:
         fds = [int(n) for n in os.listdir("/proc/self/fd")]
     except OSError:
         os.closerange(keep_upto + 1, 65536)
         return
     for fd in fds:
-        if fd > keep_upto:
+        if fd > keep_upto and fd != also_keep:
             try:
                 os.close(fd)
             except OSError:

@@ -251,14 +251,17 @@ def apply_root_propagation(linux: dict[str, Any]) -> None:
 
 
 def finalize(cfg: dict[str, Any]) -> None:
-    """After pivot_root: /dev and / read-only, readonlyPaths, maskedPaths."""
+    """After pivot_root: /dev and / read-only."""
     for m in cfg.get("mounts", []):
         if os.path.normpath(m["destination"]) == "/dev" and "ro" in m.get("options", []) \
                 and m.get("type") != "bind":
             L.mount(None, "/dev", None, L.MS_REMOUNT | L.MS_RDONLY)
     if cfg.get("root", {}).get("readonly"):
         _remount("/", L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC)
-    linux = cfg.get("linux", {})
+
+
+def protect_paths(linux: dict[str, Any]) -> None:
+    """readonlyPaths, then maskedPaths (after sysctls are written, like runc)."""
     for path in linux.get("readonlyPaths", []):
         readonly_path(path)
     for path in linux.get("maskedPaths", []):

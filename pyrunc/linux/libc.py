@@ -52,10 +52,12 @@ UMOUNT_NOFOLLOW = 0x8
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "open_tree": 428, "move_mount": 429,
                "mount_setattr": 442, "openat2": 437, "capget": 125, "capset": 126,
-               "keyctl": 250, "pidfd_open": 434, "pidfd_send_signal": 424},
+               "keyctl": 250, "pidfd_open": 434, "pidfd_send_signal": 424,
+               "ioprio_set": 251, "sched_setattr": 314},
     "aarch64": {"pivot_root": 41, "open_tree": 428, "move_mount": 429,
                 "mount_setattr": 442, "openat2": 437, "capget": 90, "capset": 91,
-                "keyctl": 219, "pidfd_open": 434, "pidfd_send_signal": 424},
+                "keyctl": 219, "pidfd_open": 434, "pidfd_send_signal": 424,
+                "ioprio_set": 30, "sched_setattr": 274},
 }
 
 
@@ -64,8 +66,12 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
+# Read once: a LINUX32 personality later makes uname() report i686.
+_ARCH = os.uname().machine
+
+
 def syscall_nr(name: str) -> int:
-    return _SYSCALLS[os.uname().machine][name]
+    return _SYSCALLS[_ARCH][name]
 
 
 def _check(ret: int, what: str, path: str | None = None) -> int:
@@ -151,3 +157,28 @@ def join_session_keyring(name: str) -> None:
 
 def pidfd_open(pid: int) -> int:
     return _check(_libc().syscall(syscall_nr("pidfd_open"), pid, 0), "pidfd_open")
+
+
+IOPRIO_WHO_PROCESS = 1
+
+
+def ioprio_set(ioclass: int, level: int) -> None:
+    syscall("ioprio_set", IOPRIO_WHO_PROCESS, 0, (ioclass << 13) | level)
+
+
+def personality(persona: int) -> int:
+    return _check(_libc().personality(ctypes.c_ulong(persona)), "personality")
+
+
+class SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
+                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
+                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
+                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64)]
+
+
+def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
+                  runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
+    attr = SchedAttr(ctypes.sizeof(SchedAttr), policy, flags, nice, priority, runtime,
+                     deadline, period)
+    syscall("sched_setattr", 0, ctypes.byref(attr), 0)

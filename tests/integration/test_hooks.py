@@ -128,3 +128,17 @@ def test_failing_poststart_and_poststop_hooks_are_warnings(rt: Runtime, tmp_path
     assert p.returncode == 0, p.stderr
     levels = [json.loads(line)["level"] for line in logf.read_text().splitlines()]
     assert levels == ["warning", "warning"]
+
+
+def test_failing_start_container_hook_fails_start(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cfg = rt.config(b)
+    cfg["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+    rt.write_config(b, cfg)
+    cid = rt.new_id()
+    rt("create", "-b", str(b), cid, check=True)
+    p = rt("start", cid)
+    assert p.returncode == 1
+    assert error_lines(p.stderr) == ["startContainer hook #0 (/bin/false): exit status 1"]
+    assert rt.state(cid)["status"] == "stopped"
+    rt("delete", cid, check=True)
