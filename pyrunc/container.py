@@ -79,7 +79,7 @@ class Container:
         try:
             os.chdir(bundle)
         except OSError as e:
-            raise PyruncError(f"chdir {opts.bundle}: {e.strerror.lower()}") from None
+            raise PyruncError(f"chdir {opts.bundle}: {(e.strerror or str(e)).lower()}") from None
         cfg = spec.load_config(bundle)
         rootfs = os.path.normpath(os.path.join(bundle, cfg["root"]["path"]))
         proc = cfg["process"]

@@ -8,11 +8,17 @@ import os
 import sys
 import time
 
-_state = {"path": "", "format": "text", "debug": False}
+class _State:
+    path = ""
+    format = "text"
+    debug = False
+
+
+_state = _State()
 
 
 def configure(path: str | None, fmt: str, debug: bool) -> None:
-    _state.update(path=path or "", format=fmt, debug=debug)
+    _state.path, _state.format, _state.debug = path or "", fmt, debug
 
 
 def _now() -> str:
@@ -21,7 +27,7 @@ def _now() -> str:
 
 
 def _line(level: str, msg: str) -> str:
-    if _state["format"] == "json":
+    if _state.format == "json":
         return json.dumps({"level": level, "msg": msg, "time": _now()})
     esc = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'time="{_now()}" level={level} msg="{esc}"'
@@ -29,7 +35,7 @@ def _line(level: str, msg: str) -> str:
 
 def _write(level: str, msg: str) -> None:
     line = _line(level, msg) + "\n"
-    path = _state["path"]
+    path = _state.path
     if path and path != "/dev/stderr":
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -46,7 +52,7 @@ def _write(level: str, msg: str) -> None:
 
 def error(msg: str) -> None:
     _write("error", msg)
-    if _state["path"] and _state["path"] != "/dev/stderr":
+    if _state.path and _state.path != "/dev/stderr":
         # Like runc: the error also reaches stderr, plain, for whoever ran us.
         sys.stderr.write(msg + "\n")
 
@@ -56,5 +62,5 @@ def warning(msg: str) -> None:
 
 
 def debug(msg: str) -> None:
-    if _state["debug"]:
+    if _state.debug:
         _write("debug", msg)

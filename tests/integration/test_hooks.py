@@ -85,7 +85,8 @@ def test_hook_args_and_env(rt: Runtime, tmp_path: Path) -> None:
     b = rt.bundle(**{"process.args": ["true"]})
     cfg = rt.config(b)
     cfg["hooks"] = {"createRuntime": [{
-        "path": "/bin/sh", "args": ["myname", "-c", f'echo "$0 $1 $GREETING" > {out}', "zero", "one"],
+        "path": "/bin/sh",
+        "args": ["myname", "-c", f'echo "$0 $1 $GREETING" > {out}', "zero", "one"],
         "env": ["GREETING=hello"]}]}
     rt.write_config(b, cfg)
     assert rt("run", "-b", str(b), rt.new_id()).returncode == 0
