@@ -150,6 +150,9 @@ class Container:
                 cdir.save(st)
             finally:
                 os.waitpid(child, 0)
+            if linux.get("netDevices"):
+                from pyrunc.netdev import move_devices
+                move_devices(linux["netDevices"], init_pid)
             if plan.sync_hooks:
                 sync.expect(psock, "hooks")
                 state = oci_state(st, "creating")

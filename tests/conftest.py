@@ -183,6 +183,8 @@ def leaks(rt: Runtime) -> list[str]:
             problems.append(f"processes left: {p}")
         if c := _cgroups_named(rt.token):
             problems.append(f"cgroups left: {c}")
+        if n := [d for d in os.listdir("/sys/class/net") if rt.token[:6] in d]:
+            problems.append(f"network devices left: {n}")
         if rt.root.exists() and (left := os.listdir(rt.root)):
             problems.append(f"state dirs left: {left}")
         if not problems:

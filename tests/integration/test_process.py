@@ -137,3 +137,27 @@ def test_lsm_labels_refused_without_the_lsm(rt: Runtime, field: str, value: str,
     p = rt("run", "-b", str(b), rt.new_id())
     assert p.returncode == 1
     assert message in error_lines(p.stderr)[0]
+
+
+def test_net_devices_moved_with_addresses(rt: Runtime) -> None:
+    import subprocess
+
+    name, peer = f"pd{rt.token[:6]}", f"pp{rt.token[:6]}"
+    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "10.213.7.1/24", "dev", name], check=True)
+        out = run_sh(rt, "ip -o addr show dev ctr0; cat /sys/class/net/ctr0/operstate",
+                     **{"linux.netDevices": {name: {"name": "ctr0"}}})
+        assert "10.213.7.1/24" in out
+        assert out.split()[-1] in ("lowerlayerdown", "up")  # up; its peer is down
+    finally:
+        # the pair dies with the container's namespace; clean up if the move failed
+        subprocess.run(["ip", "link", "del", peer], stderr=subprocess.DEVNULL)
+
+
+def test_net_device_missing_on_host(rt: Runtime) -> None:
+    b = rt.bundle(**{"linux.netDevices": {"nosuchdev0": {}}})
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 1
+    assert error_lines(p.stderr) == [
+        "config.json: linux.netDevices.nosuchdev0: no such network device on the host"]
