@@ -320,6 +320,9 @@ def _check_host_support(cfg: dict[str, Any]) -> None:
         sysctl.check(linux)
     except (lsm.LsmError, sysctl.SysctlError) as e:
         raise PyruncError(str(e)) from None
+    if "intelRdt" in linux and not os.path.exists("/sys/fs/resctrl/schemata"):
+        raise PyruncError("config.json: linux.intelRdt: Intel RDT is not available on this "
+                          "host (resctrl is not mounted)")
 
 
 def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) -> None:

@@ -202,6 +202,8 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             sched.apply_io_priority(proc["ioPriority"])
         if "personality" in linux:
             sched.apply_personality(linux["personality"])
+        if "memoryPolicy" in linux:
+            sched.apply_memory_policy(linux["memoryPolicy"])
         sched.apply_affinity(affinity.get("final"), "final")
         lsm.apply_on_exec(proc)
         process.apply_user_and_caps(proc, sets)

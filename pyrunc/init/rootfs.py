@@ -109,12 +109,48 @@ def mount_one(m: dict[str, Any], rootfs: str, linux: dict[str, Any]) -> None:
         delayed_ro = os.path.normpath(dest_c) == "/dev" and flags & L.MS_RDONLY
         if delayed_ro:
             flags &= ~L.MS_RDONLY  # devices are created first; finalize() makes it read-only
-        L.mount(source or mtype, dest, mtype, flags, ",".join(p.data) or None)
+        if "tmpcopyup" in p.extensions and mtype == "tmpfs":
+            _tmpcopyup(dest, flags, ",".join(p.data) or None)
+        else:
+            L.mount(source or mtype, dest, mtype, flags, ",".join(p.data) or None)
     for prop in p.propagation:
         L.mount(None, dest, None, prop)
     if p.attr_set or p.attr_clr:
         from pyrunc.linux import mountapi
         mountapi.setattr_recursive(dest, p.attr_set, p.attr_clr)
+
+
+def _tmpcopyup(dest: str, flags: int, data: str | None) -> None:
+    """A tmpfs that starts with a copy of what the image had at dest."""
+    staging = f"/tmp/.pyrunc-tmpcopyup-{os.getpid()}"
+    os.mkdir(staging, 0o700)
+    try:
+        L.mount("tmpfs", staging, "tmpfs", flags, data)
+        _copy_tree(dest, staging)
+        st = os.stat(dest)
+        os.chmod(staging, stat.S_IMODE(st.st_mode))
+        os.chown(staging, st.st_uid, st.st_gid)
+        L.mount(staging, dest, None, L.MS_MOVE)
+    finally:
+        os.rmdir(staging)
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    for entry in os.scandir(src):
+        s, d = entry.path, os.path.join(dst, entry.name)
+        st = entry.stat(follow_symlinks=False)
+        if entry.is_symlink():
+            os.symlink(os.readlink(s), d)
+        elif entry.is_dir(follow_symlinks=False):
+            os.mkdir(d, stat.S_IMODE(st.st_mode))
+            _copy_tree(s, d)
+        elif entry.is_file(follow_symlinks=False):
+            with open(s, "rb") as fi, open(d, "wb") as fo:
+                fo.write(fi.read())
+            os.chmod(d, stat.S_IMODE(st.st_mode))
+        else:
+            continue
+        os.lchown(d, st.st_uid, st.st_gid)
 
 
 def _remount(dest: str, flags: int) -> None:

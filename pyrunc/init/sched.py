@@ -80,3 +80,24 @@ def apply_personality(p: dict[str, Any]) -> None:
         raise SchedError("config.json: linux.personality.flags: no flags are supported "
                          "(like runc)")
     L.personality(domain)
+
+
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+              "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
+              "MPOL_F_NUMA_BALANCING": 1 << 13}
+
+
+def apply_memory_policy(p: dict[str, Any]) -> None:
+    mode = MPOL_MODES.get(p["mode"])
+    if mode is None:
+        raise SchedError(f"config.json: linux.memoryPolicy.mode: unknown mode {p['mode']!r}")
+    for f in p.get("flags", []):
+        if f not in MPOL_FLAGS:
+            raise SchedError(f"config.json: linux.memoryPolicy.flags: unknown flag {f!r}")
+        mode |= MPOL_FLAGS[f]
+    try:
+        L.set_mempolicy(mode, parse_cpus(p.get("nodes", "")))
+    except (OSError, ValueError) as e:
+        raise SchedError(f"config.json: linux.memoryPolicy: cannot set {p['mode']} "
+                         f"nodes={p.get('nodes', '')!r}: {e}") from None

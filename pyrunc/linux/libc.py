@@ -53,11 +53,11 @@ _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "open_tree": 428, "move_mount": 429,
                "mount_setattr": 442, "openat2": 437, "capget": 125, "capset": 126,
                "keyctl": 250, "pidfd_open": 434, "pidfd_send_signal": 424,
-               "ioprio_set": 251, "sched_setattr": 314},
+               "ioprio_set": 251, "sched_setattr": 314, "set_mempolicy": 238},
     "aarch64": {"pivot_root": 41, "open_tree": 428, "move_mount": 429,
                 "mount_setattr": 442, "openat2": 437, "capget": 90, "capset": 91,
                 "keyctl": 219, "pidfd_open": 434, "pidfd_send_signal": 424,
-                "ioprio_set": 30, "sched_setattr": 274},
+                "ioprio_set": 30, "sched_setattr": 274, "set_mempolicy": 237},
 }
 
 
@@ -182,3 +182,12 @@ def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
     attr = SchedAttr(ctypes.sizeof(SchedAttr), policy, flags, nice, priority, runtime,
                      deadline, period)
     syscall("sched_setattr", 0, ctypes.byref(attr), 0)
+
+
+def set_mempolicy(mode: int, nodes: set[int]) -> None:
+    maxnode = max(nodes) + 2 if nodes else 0
+    words = (maxnode + 63) // 64 or 1
+    mask = (ctypes.c_ulong * words)()
+    for n in nodes:
+        mask[n // 64] |= 1 << (n % 64)
+    syscall("set_mempolicy", mode, ctypes.byref(mask) if nodes else None, maxnode)

@@ -249,3 +249,16 @@ def test_rootfs_propagation(rt: Runtime, propagation: str) -> None:
         assert not any(f.startswith("shared:") for f in fields)
     else:
         assert not any(f.startswith(("shared:", "master:")) for f in fields)
+
+
+def test_tmpcopyup(rt: Runtime) -> None:
+    b = rt.bundle(**{"process.args": ["sh", "-c", "ls /etc/passwd && echo x > /etc/new && "
+                                      "grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f9"]})
+    cfg = rt.config(b)
+    cfg["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["tmpcopyup", "nosuid"]})
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["/etc/passwd", "tmpfs"]
+    assert not (b / "rootfs" / "etc" / "new").exists()
