@@ -107,6 +107,10 @@ class Container:
             cdir.save(st)
             mgr.set(linux.get("resources", {}))
             os.mkfifo(cdir.fifo, 0o622)
+            os.chmod(cdir.fifo, 0o622)  # not narrowed by our umask
+            # init opens it as the container's root, which may be another host uid
+            os.chown(cdir.fifo, _host_id(linux.get("uidMappings"), 0),
+                     _host_id(linux.get("gidMappings"), 0))
             if opts.console_socket and console is None:
                 console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
@@ -124,12 +128,16 @@ class Container:
                             "prestart", "createRuntime", "createContainer", "startContainer")))
             if listen:
                 plan.extra_env = {"LISTEN_FDS": str(listen), "LISTEN_PID": "1"}
+            # Opened here: init may not be able to walk to --root once in its
+            # user namespace; it reopens this fd through /proc/self/fd.
+            plan.fifo_fd = os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
             psock, csock = sync.pair()
             child = os.fork()
             if child == 0:
                 psock.close()
                 stage1(csock, plan)
             csock.close()
+            os.close(plan.fifo_fd)
             if console is not None:
                 console.close()
             try:
@@ -308,6 +316,14 @@ class Container:
             except H.HookError as e:
                 log.warning(str(e))
         cdir.remove()
+
+
+def _host_id(maps: list[dict[str, int]] | None, cid: int) -> int:
+    """The host id that container id `cid` maps to (itself without a user namespace)."""
+    for m in maps or []:
+        if m["containerID"] <= cid < m["containerID"] + m["size"]:
+            return m["hostID"] + cid - m["containerID"]
+    return cid if not maps else -1
 
 
 def _check_host_support(cfg: dict[str, Any]) -> None:

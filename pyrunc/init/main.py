@@ -33,6 +33,7 @@ class Plan:
     cfg: dict[str, Any]
     rootfs: str
     fifo: str
+    fifo_fd: int = -1  # O_PATH fd of the fifo, opened by the parent
     no_pivot: bool = False
     no_new_keyring: bool = False
     console: socket.socket | None = None
@@ -61,8 +62,23 @@ def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
     os._exit(1)
 
 
+def _preload(cfg: dict[str, Any]) -> None:
+    """Import everything init needs while the host's files are still reachable:
+    after unshare(CLONE_NEWUSER) we may lose access to the interpreter's own
+    directories (e.g. /root/.pyenv), and after pivot_root sys.path points into
+    the container."""
+    from pyrunc.init import lsm, process, rootfs, sched, sysctl  # noqa: F401
+    from pyrunc.linux import net  # noqa: F401
+    from pyrunc.terminal import make_controlling  # noqa: F401
+
+    hooks = cfg.get("hooks", {})
+    if hooks.get("createContainer") or hooks.get("startContainer"):
+        from pyrunc import hooks as _hooks  # noqa: F401
+
+
 def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
     try:
+        _preload(plan.cfg)
         # Not dumpable from here on: nothing in the container may ptrace us or
         # open /proc/<pid>/exe of the runtime (CVE-2019-5736).
         L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -105,8 +121,7 @@ def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
 
 
 def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
-    # Everything init needs is imported now: after pivot_root, sys.path points
-    # into the container's filesystem.
+    # Already imported by _preload (stage 1): these are dictionary look-ups.
     from pyrunc.init import lsm, process, rootfs, sched, sysctl
     from pyrunc.terminal import make_controlling, open_pty_in_container
 
@@ -126,7 +141,7 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         if "network" in nstypes and not _ns_path(linux, "network"):
             from pyrunc.linux.net import link_up
             link_up("lo")
-        fifo_fd = os.open(plan.fifo, os.O_PATH | os.O_CLOEXEC)
+        fifo_fd = plan.fifo_fd
         if "mount" in nstypes:
             rootfs.prepare(cfg, plan.rootfs, in_userns)
         state: dict[str, Any] = {}
