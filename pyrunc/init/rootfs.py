@@ -300,8 +300,15 @@ def protect_paths(linux: dict[str, Any]) -> None:
     """readonlyPaths, then maskedPaths (after sysctls are written, like runc)."""
     for path in linux.get("readonlyPaths", []):
         readonly_path(path)
-    for path in linux.get("maskedPaths", []):
-        mask_path(path)
+    masked = linux.get("maskedPaths", [])
+    if not masked:
+        return
+    null_fd = _dev_null_fd()
+    try:
+        for path in masked:
+            mask_path(path, null_fd)
+    finally:
+        os.close(null_fd)
 
 
 def readonly_path(path: str) -> None:
@@ -312,9 +319,23 @@ def readonly_path(path: str) -> None:
     _remount(path, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC)
 
 
-def mask_path(path: str) -> None:
+def _dev_null_fd() -> int:
+    """An O_PATH fd of /dev/null, refusing anything but the real 1:3 node: an
+    image may plant a symlink there to get a host file bind-mounted over the
+    masked paths (CVE-2025-31133)."""
+    fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise MountError("/dev/null in the container is not the null device (1:3); refusing "
+                         "to use it to mask paths")
+    return fd
+
+
+def mask_path(path: str, null_fd: int | None = None) -> None:
+    src = f"/proc/self/fd/{null_fd}" if null_fd is not None else "/dev/null"
     try:
-        L.mount("/dev/null", path, None, L.MS_BIND)
+        L.mount(src, path, None, L.MS_BIND)
     except FileNotFoundError:
         return
     except NotADirectoryError:

@@ -13,8 +13,8 @@ MAPS = {"linux.uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536
         "linux.gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}
 
 
-def userns_bundle(rt: Runtime, script: str) -> Path:
-    b = rt.bundle(**{"process.args": ["sh", "-c", script], "root.readonly": False, **MAPS})
+def userns_bundle(rt: Runtime, script: str, name: str = "bundle") -> Path:
+    b = rt.bundle(name, **{"process.args": ["sh", "-c", script], "root.readonly": False, **MAPS})
     for dirpath, dirnames, filenames in os.walk(b / "rootfs"):
         for n in [*dirnames, *filenames]:
             os.lchown(os.path.join(dirpath, n), 100000, 100000)
