@@ -57,7 +57,9 @@ def _create_opts(args: argparse.Namespace) -> Any:
     return CreateOptions(bundle=args.bundle, pid_file=args.pid_file,
                          console_socket=args.console_socket, no_pivot=args.no_pivot,
                          no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
-                         rootless=args.rootless == "true", systemd_cgroup=args.systemd_cgroup)
+                         rootless=args.rootless == "true"
+                         or (args.rootless == "auto" and os.geteuid() != 0),
+                         systemd_cgroup=args.systemd_cgroup)
 
 
 # ---- commands -----------------------------------------------------------------

@@ -156,6 +156,9 @@ class Container:
                 st.pid = init_pid
                 st.init_start = proc_start_time(init_pid) or 0
                 cdir.save(st)
+            except BaseException:
+                os.kill(child, signal.SIGKILL)  # it may be blocked waiting for us
+                raise
             finally:
                 os.waitpid(child, 0)
             if linux.get("netDevices"):

@@ -17,7 +17,9 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq $missing >/dev/null
 fi
 
-PY=${PYTHON:-python3}
+# The system interpreter: unlike a per-user one (e.g. pyenv under /root), an
+# unprivileged user can run it too, which rootless containers need.
+PY=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi

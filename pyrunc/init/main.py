@@ -96,8 +96,12 @@ def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
                 L.setns(joined.pop("user"), L.CLONE_NEWUSER, nss["user"])
             else:
                 L.unshare(L.CLONE_NEWUSER)
+                # An unprivileged parent can only write the maps of a dumpable
+                # child; nothing else is in this new user namespace yet.
+                L.prctl(L.PR_SET_DUMPABLE, 1)
                 sync.send(sock, {"type": "userns"})
                 sync.expect(sock, "maps")
+                L.prctl(L.PR_SET_DUMPABLE, 0)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         for t, fd in joined.items():
