@@ -183,6 +183,13 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from pyrunc.features import features
+
+    print(json.dumps(features(), indent=4))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--bundle", default=".", help="path to the bundle directory")
@@ -261,6 +268,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     sp.add_argument("--ignore-paused", action="store_true")
     sp.add_argument("id")
     sp.add_argument("command_args", nargs=argparse.REMAINDER)
+    add("features", cmd_features, "show the enabled features")
     sp = add("spec", cmd_spec, "create a new config.json template")
     sp.add_argument("-b", "--bundle", default=None)
     sp.add_argument("--rootless", action="store_true")

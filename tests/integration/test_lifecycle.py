@@ -246,3 +246,16 @@ def test_preserve_fds(rt: Runtime, tmp_path: Path) -> None:
     lines = p.stdout.splitlines()
     assert lines[0] == "from fd 3"
     assert sorted(lines[1:], key=int) == ["0", "1", "2", "3"]
+
+
+def test_features_validates_against_spec_schema(rt: Runtime) -> None:
+    schema_file = SHARED / "oci-runtime-spec" / "schema" / "features-schema.json"
+    if not schema_file.exists():
+        pytest.skip("../shared/oci-runtime-spec is not beside the repo")
+    p = rt("features")
+    assert p.returncode == 0, p.stderr
+    feats = json.loads(p.stdout)
+    spec_validator(schema_file).validate(feats)
+    assert feats["ociVersionMax"] == "1.3.0"
+    assert "time" in feats["linux"]["namespaces"]
+    assert "rro" in feats["mountOptions"] and "tmpcopyup" in feats["mountOptions"]
