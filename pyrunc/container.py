@@ -9,8 +9,6 @@ import select
 import signal
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from pyrunc import log, sync
 from pyrunc.errors import PyruncError
@@ -23,17 +21,24 @@ from pyrunc.state import (
     proc_start_time,
 )
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass
+
 class CreateOptions:
-    bundle: str = "."
-    pid_file: str | None = None
-    console_socket: str | None = None
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
-    rootless: bool = False
-    systemd_cgroup: bool = False
+    def __init__(self, bundle: str = ".", pid_file: str | None = None,
+                 console_socket: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0, rootless: bool = False,
+                 systemd_cgroup: bool = False) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.rootless = rootless
+        self.systemd_cgroup = systemd_cgroup
 
 
 def _now_rfc3339() -> str:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
 
 from pyrunc.errors import PyruncError
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class HookError(PyruncError):

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
 class Mount:
-    mount_id: int
-    parent_id: int
-    root: str
-    mountpoint: str
-    options: str
-    optional: tuple[str, ...]
-    fstype: str
-    source: str
-    super_options: str
+    __slots__ = ("mount_id", "parent_id", "root", "mountpoint", "options", "optional",
+                 "fstype", "source", "super_options")
+
+    def __init__(self, mount_id: int, parent_id: int, root: str, mountpoint: str, options: str,
+                 optional: tuple[str, ...], fstype: str, source: str,
+                 super_options: str) -> None:
+        self.mount_id = mount_id
+        self.parent_id = parent_id
+        self.root = root
+        self.mountpoint = mountpoint
+        self.options = options
+        self.optional = optional
+        self.fstype = fstype
+        self.source = source
+        self.super_options = super_options
 
 
 def _unescape(s: str) -> str:

@@ -5,7 +5,10 @@ too, with a less clear one)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class LsmError(Exception):

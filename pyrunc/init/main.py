@@ -14,11 +14,13 @@ import os
 import socket
 import sys
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
 from pyrunc import sync
 from pyrunc.linux import libc as L
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 NS_FLAGS = {
     "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "mount": L.CLONE_NEWNS,
@@ -27,20 +29,28 @@ NS_FLAGS = {
 }
 
 
-@dataclass
 class Plan:
-    cid: str
-    cfg: dict[str, Any]
-    rootfs: str
-    fifo: str
-    fifo_fd: int = -1  # O_PATH fd of the fifo, opened by the parent
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    console: socket.socket | None = None
-    keep_fds: int = 0  # fds 3..3+keep_fds-1 pass to the container (LISTEN_FDS + preserve)
-    extra_env: dict[str, str] = field(default_factory=dict)
-    sync_hooks: bool = False  # pause before pivot_root so the parent runs its hooks
-    close_in_child: list[int] = field(default_factory=list)  # the parent's lock fd, etc.
+    """What the parent hands to the forked stages (shared by fork, not sent)."""
+
+    def __init__(self, cid: str, cfg: dict[str, Any], rootfs: str, fifo: str,
+                 no_pivot: bool = False, no_new_keyring: bool = False,
+                 console: socket.socket | None = None, keep_fds: int = 0,
+                 sync_hooks: bool = False, close_in_child: list[int] | None = None) -> None:
+        self.cid = cid
+        self.cfg = cfg
+        self.rootfs = rootfs
+        self.fifo = fifo
+        self.fifo_fd = -1  # O_PATH fd of the fifo, opened by the parent
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.console = console
+        # fds 3..3+keep_fds-1 pass to the container (LISTEN_FDS + preserve)
+        self.keep_fds = keep_fds
+        self.extra_env: dict[str, str] = {}
+        # pause before pivot_root so the parent runs its hooks
+        self.sync_hooks = sync_hooks
+        # the parent's lock fd, etc.: a shared flock would outlive its unlock
+        self.close_in_child = close_in_child or []
 
 
 def describe(e: BaseException) -> str:

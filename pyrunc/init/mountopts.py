@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pyrunc.linux import libc as L
 
 # option -> (clear?, flag)
@@ -71,14 +69,14 @@ RECURSIVE_ATIME: dict[str, int] = {
 EXTENSIONS = {"tmpcopyup", "idmap", "ridmap"}
 
 
-@dataclass
 class Parsed:
-    flags: int = 0
-    propagation: list[int] = field(default_factory=list)
-    attr_set: int = 0
-    attr_clr: int = 0
-    data: list[str] = field(default_factory=list)
-    extensions: set[str] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        self.attr_set = 0
+        self.attr_clr = 0
+        self.data: list[str] = []
+        self.extensions: set[str] = set()
 
     @property
     def is_bind(self) -> bool:

@@ -4,9 +4,12 @@ I/O priority, CPU affinity and personality (process.* and linux.personality)."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyrunc.linux import libc as L
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
                   "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
