@@ -4,7 +4,6 @@ No container logic here; heavy modules are imported per command."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -88,8 +87,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_state(args: argparse.Namespace) -> int:
     from pyrunc.container import Container
+    from pyrunc.fastjson import dumps_indent
 
-    print(json.dumps(Container(_root(args), args.id).state(), indent=2))
+    print(dumps_indent(Container(_root(args), args.id).state()))
     return 0
 
 
@@ -159,7 +159,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         for r in rows:
             print(r["id"])
     elif args.format == "json":
-        print(json.dumps(rows or None, separators=(",", ":")))
+        from pyrunc.fastjson import dumps
+
+        print(dumps(rows or None, compact=True))
     else:
         table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         table += [[r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]]
@@ -177,7 +179,9 @@ def cmd_spec(args: argparse.Namespace) -> int:
     path = os.path.join(args.bundle or ".", "config.json")
     if os.path.exists(path):
         raise PyruncError("File config.json exists. Remove it first")
-    text = json.dumps(spec.template(rootless=args.rootless), indent="\t")
+    from pyrunc.fastjson import dumps_indent
+
+    text = dumps_indent(spec.template(rootless=args.rootless), "\t")
     try:
         with open(path, "w") as f:
             f.write(text)
@@ -187,9 +191,10 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
+    from pyrunc.fastjson import dumps_indent
     from pyrunc.features import features
 
-    print(json.dumps(features(), indent=4))
+    print(dumps_indent(features(), "    "))
     return 0
 
 

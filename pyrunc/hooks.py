@@ -4,11 +4,11 @@ whether that is fatal (create-time hooks) or a warning (poststart/poststop)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
 from pyrunc.errors import PyruncError
+from pyrunc.fastjson import dumps
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def run_one(hook: dict[str, Any], state: dict[str, Any], kind: str, index: int) 
     timeout = hook.get("timeout")
     what = f"{kind} hook #{index} ({path})"
     try:
-        proc = subprocess.run(args, executable=path, input=json.dumps(state).encode(),
+        proc = subprocess.run(args, executable=path, input=dumps(state).encode(),
                               env=env, timeout=timeout, capture_output=True, close_fds=True,
                               cwd="/" if not os.path.isdir(state.get("bundle", "")) else
                               state["bundle"])

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -29,7 +28,9 @@ def _now() -> str:
 
 def _line(level: str, msg: str) -> str:
     if _state.format == "json":
-        return json.dumps({"level": level, "msg": msg, "time": _now()})
+        from pyrunc.fastjson import dumps
+
+        return dumps({"level": level, "msg": msg, "time": _now()})
     esc = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'time="{_now()}" level={level} msg="{esc}"'
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import re
-import shutil
 
-from pyrunc import OCI_VERSION
+from pyrunc import OCI_VERSION, fastjson
 from pyrunc.errors import PyruncError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -165,7 +163,7 @@ class ContainerDir:
     def load(self) -> State:
         try:
             with open(os.path.join(self.path, STATE_FILE)) as f:
-                return State.from_json(json.load(f))
+                return State.from_json(fastjson.loads(f.read()))
         except FileNotFoundError:
             raise NotExist() from None
         except (ValueError, TypeError) as e:
@@ -174,11 +172,17 @@ class ContainerDir:
     def save(self, st: State) -> None:
         tmp = os.path.join(self.path, STATE_FILE + ".tmp")
         with open(tmp, "w") as f:
-            json.dump(st.to_json(), f)
+            f.write(fastjson.dumps(st.to_json(), compact=True))
         os.rename(tmp, os.path.join(self.path, STATE_FILE))
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        # Only files live here (state.json, exec.fifo): no shutil needed.
+        try:
+            for name in os.listdir(self.path):
+                os.unlink(os.path.join(self.path, name))
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
         self.unlock()
 
 

@@ -4,10 +4,10 @@ socketpair, one object per packet, optionally carrying file descriptors."""
 from __future__ import annotations
 
 import array
-import json
 import socket
 
 from pyrunc.errors import PyruncError
+from pyrunc.fastjson import dumps, loads
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ def pair() -> tuple[socket.socket, socket.socket]:
 
 
 def send(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = json.dumps(msg).encode()
+    data = dumps(msg, compact=True).encode()
     if fds:
         socket.send_fds(sock, [data], fds)
     else:
@@ -35,7 +35,7 @@ def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
         for fd in fds:
             socket.close(fd)
         return {"eof": True}, []
-    return json.loads(data), list(fds)
+    return loads(data.decode()), list(fds)
 
 
 def expect(sock: socket.socket, kind: str) -> dict[str, Any]:

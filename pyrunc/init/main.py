@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import traceback
 
 from pyrunc import sync
 from pyrunc.linux import libc as L
@@ -64,6 +63,8 @@ def describe(e: BaseException) -> str:
 def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
     msg = describe(e)
     if os.environ.get("PYRUNC_DEBUG_INIT"):
+        import traceback
+
         traceback.print_exc()
     try:
         sync.send(sock, {"error": msg})
