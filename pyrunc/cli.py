@@ -20,6 +20,12 @@ USAGE_EXIT = 1
 UNKNOWN_COMMAND_EXIT = 3  # runc (urfave/cli): "No help topic for 'x'"
 
 
+# argparse translates every message through gettext, which searches the disk
+# for catalogues on each call; pyrunc speaks English only.
+argparse._ = lambda text: text  # type: ignore[attr-defined]
+argparse.ngettext = lambda one, many, n: one if n == 1 else many  # type: ignore[attr-defined]
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
@@ -213,7 +219,28 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+class _Skipped:
+    """Stands in for the parsers of the commands not being run: building all
+    of argparse's subparsers costs more than the rest of a `pyrunc state`."""
+
+    def add_argument(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+_VALUE_FLAGS = {"--root", "--log", "--log-format", "--rootless", "--criu"}
+
+
+def _command_of(argv: list[str]) -> str | None:
+    it = iter(argv)
+    for arg in it:
+        if arg in _VALUE_FLAGS:
+            next(it, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p = _Parser(prog="pyrunc", description="An OCI container runtime in Python "
                 "(a drop-in replacement for runc).")
     p.add_argument("--root", default=None, help="state directory (default /run/pyrunc)")
@@ -227,12 +254,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     handlers: dict[str, Handler] = {}
 
-    def add(name: str, fn: Handler, helptext: str, *aliases: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=helptext, description=helptext, aliases=list(aliases))
+    def add(name: str, fn: Handler, helptext: str, *aliases: str) -> Any:
         handlers[name] = fn
         for a in aliases:
             handlers[a] = fn
-        return sp
+        if only is not None and only != name and only not in aliases:
+            return _Skipped()
+        return sub.add_parser(name, help=helptext, description=helptext, aliases=list(aliases))
 
     sp = add("create", cmd_create, "create a container")
     _add_create_flags(sp)
@@ -285,7 +313,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, handlers = build_parser()
+    parser, handlers = build_parser(_command_of(argv))
+    if args_command := _command_of(argv):
+        if args_command not in handlers:  # let argparse list the choices
+            parser, handlers = build_parser()
     try:
         args = parser.parse_args(argv)
     except UsageError as e:
