@@ -3,32 +3,17 @@ No container logic here; heavy modules are imported per command."""
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import sys
-from collections.abc import Callable, Sequence
 
 from pyrunc import OCI_VERSION, __version__, log
+from pyrunc.cliparse import Command, Flag, Namespace, Parser
 from pyrunc.errors import PyruncError, UsageError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
-
-USAGE_EXIT = 1
-UNKNOWN_COMMAND_EXIT = 3  # runc (urfave/cli): "No help topic for 'x'"
-
-
-# argparse translates every message through gettext, which searches the disk
-# for catalogues on each call; pyrunc speaks English only.
-argparse._ = lambda text: text  # type: ignore[attr-defined]
-argparse.ngettext = lambda one, many, n: one if n == 1 else many  # type: ignore[attr-defined]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
 
 
 def _version_text() -> str:
@@ -37,6 +22,8 @@ def _version_text() -> str:
 
 
 def _parse_signal(text: str) -> int:
+    import signal  # (enum: only `kill` pays for it)
+
     t = text.strip().upper()
     if t.isdigit():
         n = int(t)
@@ -51,13 +38,13 @@ def _parse_signal(text: str) -> int:
     raise UsageError(f"unknown signal {text!r}")
 
 
-def _root(args: argparse.Namespace) -> Any:
+def _root(args: Namespace) -> Any:
     from pyrunc.state import Root
 
     return Root(args.root)
 
 
-def _create_opts(args: argparse.Namespace) -> Any:
+def _create_opts(args: Namespace) -> Any:
     from pyrunc.container import CreateOptions
 
     if args.preserve_fds < 0:
@@ -71,27 +58,27 @@ def _create_opts(args: argparse.Namespace) -> Any:
 
 
 # ---- commands -----------------------------------------------------------------
-def cmd_create(args: argparse.Namespace) -> int:
+def cmd_create(args: Namespace) -> int:
     from pyrunc.container import Container
 
     Container(_root(args), args.id).create(_create_opts(args))
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: Namespace) -> int:
     from pyrunc.container import run
 
     return run(_root(args), args.id, _create_opts(args), args.detach, args.keep)
 
 
-def cmd_start(args: argparse.Namespace) -> int:
+def cmd_start(args: Namespace) -> int:
     from pyrunc.container import Container
 
     Container(_root(args), args.id).start()
     return 0
 
 
-def cmd_state(args: argparse.Namespace) -> int:
+def cmd_state(args: Namespace) -> int:
     from pyrunc.container import Container
     from pyrunc.fastjson import dumps_indent
 
@@ -99,14 +86,14 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_kill(args: argparse.Namespace) -> int:
+def cmd_kill(args: Namespace) -> int:
     from pyrunc.container import Container
 
     Container(_root(args), args.id).kill(_parse_signal(args.signal), args.all)
     return 0
 
 
-def cmd_delete(args: argparse.Namespace) -> int:
+def cmd_delete(args: Namespace) -> int:
     from pyrunc.container import Container
     from pyrunc.state import NotExist
 
@@ -118,11 +105,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_exec(args: argparse.Namespace) -> int:
+def cmd_exec(args: Namespace) -> int:
     from pyrunc.execution import ExecOptions, exec_process
 
     if args.preserve_fds < 0:
         raise UsageError("--preserve-fds must be a non-negative number")
+    if args.command_args[:1] == ["--"]:
+        args.command_args = args.command_args[1:]
     if not args.process and not args.command_args:
         raise UsageError("exec: arguments or --process FILE are required")
     opts = ExecOptions(
@@ -148,7 +137,7 @@ def _owner_name(path: str) -> str:
         return f"#{uid}"
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: Namespace) -> int:
     from pyrunc.container import Container
     from pyrunc.state import NotExist
 
@@ -179,7 +168,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_spec(args: argparse.Namespace) -> int:
+def cmd_spec(args: Namespace) -> int:
     from pyrunc import spec
 
     path = os.path.join(args.bundle or ".", "config.json")
@@ -196,7 +185,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_features(args: argparse.Namespace) -> int:
+def cmd_features(args: Namespace) -> int:
     from pyrunc.fastjson import dumps_indent
     from pyrunc.features import features
 
@@ -205,158 +194,121 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 # ---- parser -----------------------------------------------------------------
-def _add_create_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-b", "--bundle", default=".", help="path to the bundle directory")
-    p.add_argument("--console-socket", help="AF_UNIX socket to receive the pty master")
-    p.add_argument("--pid-file", help="file to write the init process id to")
-    p.add_argument("--no-pivot", action="store_true", help="use MS_MOVE + chroot, not pivot_root")
-    p.add_argument("--no-new-keyring", action="store_true",
-                   help="do not create a new session keyring")
-    p.add_argument("--preserve-fds", type=int, default=0,
-                   help="pass N additional file descriptors to the container")
+def _commands() -> list[Command]:
+    create_flags = [
+        Flag("-b,--bundle", "str", ".", help="path to the root of the bundle directory"),
+        Flag("--console-socket", "str", help="AF_UNIX socket to receive the pty master"),
+        Flag("--pid-file", "str", help="file to write the init process id to"),
+        Flag("--no-pivot", help="use MS_MOVE + chroot instead of pivot_root"),
+        Flag("--no-new-keyring", help="do not create a new session keyring"),
+        Flag("--preserve-fds", "int", 0, help="pass N additional file descriptors"),
+    ]
+    def one(name: str, fn: Callable[[Namespace], int], about: str,
+            flags: list[Flag] | None = None) -> Command:
+        return Command(name, fn, about, flags, args="<container-id>", min_args=1, max_args=1)
+
+    return [
+        one("create", cmd_create, "create a container", create_flags),
+        one("run", cmd_run, "create and run a container",
+                [*create_flags, Flag("-d,--detach", help="detach from the container"),
+                 Flag("--keep", help="do not delete the container after it exits")]),
+        one("start", cmd_start, "executes the user defined process in a created container"),
+        one("state", cmd_state, "output the state of a container"),
+        Command("kill", cmd_kill, "send a signal (default: SIGTERM) to the container's init",
+                [Flag("-a,--all", help="send the signal to all processes in the container")],
+                args="<container-id> [signal]", min_args=1, max_args=2),
+        one("delete", cmd_delete, "delete any resources held by the container",
+            [Flag("-f,--force", help="kill the container first if it is running")]),
+        Command("list", cmd_list, "lists containers started by pyrunc with the given root",
+                [Flag("-f,--format", "str", "table", ("table", "json"), "table or json"),
+                 Flag("-q,--quiet", help="display only container IDs")], max_args=0),
+        Command("exec", cmd_exec, "execute new process inside the container", [
+            Flag("-p,--process", "str", help="process.json (the spec's process object)"),
+            Flag("--cwd", "str", help="current working directory in the container"),
+            Flag("-e,--env", "list", help="set environment variables"),
+            Flag("-t,--tty", help="allocate a pseudo-TTY"),
+            Flag("--console-socket", "str", help="AF_UNIX socket to receive the pty master"),
+            Flag("-u,--user", "str", help="UID (format: <uid>[:<gid>])"),
+            Flag("-g,--additional-gids", "intlist", help="additional gids"),
+            Flag("-c,--cap", "list", help="add a capability to the bounding set"),
+            Flag("-d,--detach", help="detach from the process"),
+            Flag("--pid-file", "str", help="file to write the process id to"),
+            Flag("--preserve-fds", "int", 0, help="pass N additional file descriptors"),
+            Flag("--no-new-privs", help="set the no new privileges value for the process"),
+            Flag("--apparmor", "str", help="set the apparmor profile for the process"),
+            Flag("--process-label", "str", help="set the asm process label"),
+            Flag("--cgroup", "list", help="sub-cgroup: PATH or CONTROLLER[,CONTROLLER]:PATH"),
+            Flag("--ignore-paused", help="allow exec in a paused container"),
+        ], args="<container-id> <command> [command options]", min_args=1, max_args=1,
+            rest="command_args"),
+        Command("features", cmd_features, "show the enabled features", max_args=0),
+        Command("spec", cmd_spec, "create a new specification file",
+                [Flag("-b,--bundle", "str", help="path to the root of the bundle directory"),
+                 Flag("--rootless", help="generate a configuration for a rootless container")],
+                max_args=0),
+    ]
 
 
-Handler = Callable[[argparse.Namespace], int]
+GLOBAL_FLAGS = [
+    Flag("--root", "str", help="root directory for container state (default /run/pyrunc)"),
+    Flag("--log", "str", help="log file (default stderr)"),
+    Flag("--log-format", "str", "text", ("text", "json"), "text (default) or json"),
+    Flag("--debug", help="enable debug logging"),
+    Flag("--systemd-cgroup", help="use the systemd cgroup driver (not supported yet)"),
+    Flag("--rootless", "str", "auto", ("true", "false", "auto"),
+         help="ignore cgroup permission errors (true, false or auto)"),
+    Flag("--criu", "str", "criu", help="path to the criu binary"),
+    Flag("-v,--version", help="print the version"),
+]
 
 
-class _Skipped:
-    """Stands in for the parsers of the commands not being run: building all
-    of argparse's subparsers costs more than the rest of a `pyrunc state`."""
-
-    def add_argument(self, *args: object, **kwargs: object) -> None:
-        pass
-
-
-_VALUE_FLAGS = {"--root", "--log", "--log-format", "--rootless", "--criu"}
-
-
-def _command_of(argv: list[str]) -> str | None:
-    it = iter(argv)
-    for arg in it:
-        if arg in _VALUE_FLAGS:
-            next(it, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
-def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
-    p = _Parser(prog="pyrunc", description="An OCI container runtime in Python "
-                "(a drop-in replacement for runc).")
-    p.add_argument("--root", default=None, help="state directory (default /run/pyrunc)")
-    p.add_argument("--log", default=None, help="log file (default stderr)")
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
-    p.add_argument("--rootless", default="auto", choices=["true", "false", "auto"])
-    p.add_argument("--criu", default="criu", help="path to criu (checkpoint/restore)")
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
-    handlers: dict[str, Handler] = {}
-
-    def add(name: str, fn: Handler, helptext: str, *aliases: str) -> Any:
-        handlers[name] = fn
-        for a in aliases:
-            handlers[a] = fn
-        if only is not None and only != name and only not in aliases:
-            return _Skipped()
-        return sub.add_parser(name, help=helptext, description=helptext, aliases=list(aliases))
-
-    sp = add("create", cmd_create, "create a container")
-    _add_create_flags(sp)
-    sp.add_argument("id")
-    sp = add("run", cmd_run, "create and run a container")
-    _add_create_flags(sp)
-    sp.add_argument("-d", "--detach", action="store_true")
-    sp.add_argument("--keep", action="store_true", help="do not delete the container on exit")
-    sp.add_argument("id")
-    sp = add("start", cmd_start, "start the user process of a created container")
-    sp.add_argument("id")
-    sp = add("state", cmd_state, "output the state of a container")
-    sp.add_argument("id")
-    sp = add("kill", cmd_kill, "send a signal (default SIGTERM) to the container's init")
-    sp.add_argument("-a", "--all", action="store_true", help="signal every process")
-    sp.add_argument("id")
-    sp.add_argument("signal", nargs="?", default="SIGTERM")
-    sp = add("delete", cmd_delete, "delete a container and its resources")
-    sp.add_argument("-f", "--force", action="store_true")
-    sp.add_argument("id")
-    sp = add("list", cmd_list, "list containers under --root")
-    sp.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    sp.add_argument("-q", "--quiet", action="store_true")
-    sp = add("exec", cmd_exec, "execute a new process inside the container")
-    sp.add_argument("-p", "--process", help="process.json (the spec's process object)")
-    sp.add_argument("--cwd")
-    sp.add_argument("-e", "--env", action="append", default=[])
-    sp.add_argument("-t", "--tty", action="store_true")
-    sp.add_argument("--console-socket")
-    sp.add_argument("-u", "--user", help="uid[:gid]")
-    sp.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
-    sp.add_argument("-c", "--cap", action="append", default=[])
-    sp.add_argument("-d", "--detach", action="store_true")
-    sp.add_argument("--pid-file")
-    sp.add_argument("--preserve-fds", type=int, default=0)
-    sp.add_argument("--no-new-privs", action="store_true")
-    sp.add_argument("--apparmor")
-    sp.add_argument("--process-label")
-    sp.add_argument("--cgroup", action="append", default=[],
-                    help="sub-cgroup to join: PATH or CONTROLLER[,CONTROLLER]:PATH")
-    sp.add_argument("--ignore-paused", action="store_true")
-    sp.add_argument("id")
-    sp.add_argument("command_args", nargs=argparse.REMAINDER)
-    add("features", cmd_features, "show the enabled features")
-    sp = add("spec", cmd_spec, "create a new config.json template")
-    sp.add_argument("-b", "--bundle", default=None)
-    sp.add_argument("--rootless", action="store_true")
-    return p, handlers
+def build_parser() -> Parser:
+    return Parser("pyrunc", "an OCI container runtime in Python (a drop-in for runc)",
+                  GLOBAL_FLAGS, _commands())
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, handlers = build_parser(_command_of(argv))
-    if args_command := _command_of(argv):
-        if args_command not in handlers:  # let argparse list the choices
-            parser, handlers = build_parser()
+    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, cmd = parser.parse(argv)
     except UsageError as e:
-        code = USAGE_EXIT
-        msg = str(e)
-        if "invalid choice" in msg and "command" in msg:
-            code = UNKNOWN_COMMAND_EXIT
-        log.error(msg)
-        sys.exit(code)
+        log.error(str(e))
+        sys.exit(e.exit_code)
     if args.version:
         sys.stdout.write(_version_text())
         sys.exit(0)
-    log.configure(args.log, args.log_format, args.debug)
-    if not args.command:
-        parser.print_help()
+    if cmd is None or args.help:
+        sys.stdout.write(parser.usage(cmd if args.help else None))
         sys.exit(0)
+    log.configure(args.log, args.log_format, args.debug)
+    pos = args.positional
+    args.id = pos[0] if pos else None
+    args.signal = pos[1] if len(pos) > 1 else "SIGTERM"
     if args.root is None:
         from pyrunc.state import default_root
 
         args.root = default_root()
-    if args.systemd_cgroup and args.command in ("create", "run"):
+    if args.systemd_cgroup and cmd.name in ("create", "run"):
         log.error("--systemd-cgroup: the systemd cgroup driver is not supported by pyrunc yet; "
                   "use the cgroupfs driver (drop --systemd-cgroup)")
         sys.exit(1)
     try:
-        code = handlers[args.command](args)
+        code = cmd.handler(args)
     except PyruncError as e:
         log.error(str(e))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as e:
-        log.error(f"{args.command}: {e}")
+        log.error(f"{cmd.name}: {e}")
         sys.exit(1)
     except Exception as e:  # noqa: BLE001 - a bug must still end in one clear line
         if args.debug:
             import traceback
 
             traceback.print_exc()
-        log.error(f"{args.command}: internal error: {type(e).__name__}: {e} "
+        log.error(f"{cmd.name}: internal error: {type(e).__name__}: {e} "
                   "(run with --debug for a traceback)")
         sys.exit(1)
     sys.exit(code)

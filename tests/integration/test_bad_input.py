@@ -97,13 +97,16 @@ def test_bad_config(rt: Runtime, name: str, make: Any, message: str) -> None:
     (["create", "-b", "{bundle}", "a/b"], "invalid container ID format", 1),
     (["create", "-b", "{bundle}", ".."], "invalid container ID format", 1),
     (["create", "-b", "{bundle}", "has space"], "invalid container ID format", 1),
-    (["create", "--bogus", "x"], "unrecognized arguments: --bogus", 1),
-    (["--bogus", "list"], "--bogus", 1),
-    (["kill"], "the following arguments are required: id", 1),
-    (["nosuchcommand"], "invalid choice: 'nosuchcommand'", 3),
+    (["create", "--bogus", "x"], "flag provided but not defined: --bogus", 1),
+    (["--bogus", "list"], "flag provided but not defined: --bogus", 1),
+    (["kill"], '"kill" requires a minimum of 1 argument(s)', 1),
+    (["state", "a", "b"], '"state" requires exactly 1 argument(s)', 1),
+    (["--root"], "flag needs an argument: --root", 1),
+    (["nosuchcommand"], "No help topic for 'nosuchcommand'", 3),
     (["create", "-b", "/nonexistent/bundle", "x"], "/nonexistent/bundle", 1),
     (["create", "--preserve-fds", "-1", "-b", "{bundle}", "x"], "--preserve-fds", 1),
-    (["list", "-f", "yaml"], "invalid choice: 'yaml'", 1),
+    (["list", "-f", "yaml"], "--format: invalid value 'yaml'", 1),
+    (["create", "--preserve-fds", "x", "c"], 'invalid value "x" for flag --preserve-fds', 1),
 ])
 def test_bad_arguments(rt: Runtime, args: list[str], message: str, code: int) -> None:
     bundle = rt.bundle()

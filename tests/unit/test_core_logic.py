@@ -140,3 +140,22 @@ def test_mountinfo_parse_and_lookup() -> None:
     assert ms[1].mountpoint == "/dev x" and ms[0].optional == ("shared:1",)
     found = mountinfo.mount_of("/dev x/y", ms)
     assert found is not None and found.fstype == "tmpfs"
+
+
+def test_cli_parsing_rules() -> None:
+    parser = cli.build_parser()
+    ns, cmd = parser.parse(["--root=/r", "-log-format", "json", "run", "-d", "--bundle=/b",
+                            "--preserve-fds", "2", "cid"])
+    assert cmd is not None and cmd.name == "run"
+    assert (ns.root, ns.log_format, ns.detach, ns.bundle, ns.preserve_fds) == \
+        ("/r", "json", True, "/b", 2)
+    assert ns.positional == ["cid"]
+    # flags stop at the first positional: the rest belongs to the process
+    ns, cmd = parser.parse(["exec", "-e", "A=1", "-e", "B=2", "cid", "ls", "-l"])
+    assert ns.env == ["A=1", "B=2"] and ns.positional == ["cid"]
+    assert ns.command_args == ["ls", "-l"]
+    ns, _ = parser.parse(["kill", "-a", "cid", "KILL"])
+    assert ns.all and ns.positional == ["cid", "KILL"]
+    with pytest.raises(UsageError) as e:
+        parser.parse(["nosuch"])
+    assert e.value.exit_code == 3
