@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import errno
 import os
-import select
-import signal
-import socket
 import time
 
-from pyrunc import log, sync
+from pyrunc import log
 from pyrunc.errors import PyruncError
 from pyrunc.state import (
     ContainerDir,
@@ -23,6 +20,7 @@ from pyrunc.state import (
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
 
@@ -77,7 +75,10 @@ class Container:
 
     # ---- create -----------------------------------------------------------
     def create(self, opts: CreateOptions, console: socket.socket | None = None) -> State:
-        from pyrunc import cgroups, spec
+        import signal
+        import socket
+
+        from pyrunc import cgroups, spec, sync
         from pyrunc.init.main import Plan, stage1
 
         bundle = os.path.abspath(opts.bundle)
@@ -252,6 +253,8 @@ class Container:
     def _release(self, cdir: ContainerDir, st: State) -> None:
         """Open exec.fifo for reading: init unblocks and writes "0"; EOF follows
         when its execve closes the fifo, or "E<message>" if it failed first."""
+        import select
+
         fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         data = b""
         try:
@@ -353,6 +356,9 @@ def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) ->
     """SIGKILL pid (if it is still the process we started) and wait until it is gone."""
     if start is not None and proc_start_time(pid) != start:
         return
+    import select
+    import signal
+
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
@@ -390,6 +396,8 @@ def wait_exit(pid: int) -> int:
 
 def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
     """create + start; in the foreground, relay stdio, signals and the exit status."""
+    import socket
+
     from pyrunc.linux import libc
 
     c = Container(root, cid)
@@ -447,17 +455,18 @@ def _force_delete(c: Container) -> None:
     c._destroy(cdir, st, status)
 
 
-_FORWARDED = [s for s in signal.Signals if s not in (
-    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)]
-
-
 def _forward_signals(pid: int) -> None:
+    import signal
+
+    forwarded = [s for s in signal.Signals if s not in (
+        signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)]
+
     def handler(sig: int, _frame: object) -> None:
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
-    for s in _FORWARDED:
+    for s in forwarded:
         try:
             signal.signal(s, handler)
         except (OSError, ValueError):

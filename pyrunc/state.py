@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 
 from pyrunc import OCI_VERSION, fastjson
 from pyrunc.errors import PyruncError
@@ -18,7 +17,8 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# runc's rule (Go's ^[\w+\-.]+$, ASCII \w); a set check avoids importing re.
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 class NotExist(PyruncError):
@@ -36,7 +36,7 @@ def default_root() -> str:
 
 
 def validate_id(cid: str) -> None:
-    if not cid or cid in (".", "..") or not _ID_RE.match(cid):
+    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid):
         raise PyruncError(
             f"invalid container ID format: {cid!r} (use letters, digits, '_', '+', '-', '.')")
 
