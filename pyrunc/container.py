@@ -184,8 +184,12 @@ class Container:
                 _write_pid_file(opts.pid_file, init_pid)
             sync.send(psock, {"type": "created"})
             psock.close()
-        except BaseException:
+        except BaseException as e:
+            from pyrunc.hooks import HookError
+
             self._rollback(cdir, mgr, init_pid)
+            if isinstance(e, HookError):  # lifecycle step 3-5 failed: go on at 12-13
+                _poststop(st, "stopped")
             raise
         cdir.unlock()
         return st
@@ -278,13 +282,16 @@ class Container:
             raise PyruncError(data[2:].decode(errors="replace"))
 
     def _poststart(self, st: State) -> None:
+        """A failing poststart hook stops the container and fails start
+        (runtime.md lifecycle 9); `delete` then runs the poststop hooks."""
         hooks = st.config.get("hooks", {}).get("poststart", [])
         if hooks:
             from pyrunc import hooks as H
             try:
                 H.run_all(hooks, oci_state(st, "running"), "poststart")
-            except H.HookError as e:
-                log.warning(str(e))
+            except H.HookError:
+                _kill_and_wait(st.pid, st.init_start)
+                raise
 
     def kill(self, sig: int, all_procs: bool = False) -> None:
         cdir, st, status = self.open()
@@ -319,14 +326,16 @@ class Container:
                 mgr.destroy()
             except Exception as e:  # noqa: BLE001
                 log.warning(f"removing cgroup: {e}")
-        hooks = st.config.get("hooks", {}).get("poststop", [])
-        if hooks:
-            from pyrunc import hooks as H
-            try:
-                H.run_all(hooks, oci_state(st, "stopped"), "poststop")
-            except H.HookError as e:
-                log.warning(str(e))
+        _poststop(st, "stopped")
         cdir.remove()
+
+
+def _poststop(st: State, status: str) -> None:
+    hooks = st.config.get("hooks", {}).get("poststop", [])
+    if hooks:
+        from pyrunc.hooks import run_poststop
+
+        run_poststop(hooks, oci_state(st, status))
 
 
 def _host_id(maps: list[dict[str, int]] | None, cid: int) -> int:
@@ -432,16 +441,21 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
         return 0
     stop = [False]
     proxy_thread = None
+    saved = None
     if master is not None:
         import threading
 
-        from pyrunc.terminal import proxy
+        from pyrunc.terminal import prepare_proxy, proxy
+        saved = prepare_proxy(master)
         proxy_thread = threading.Thread(target=proxy, args=(master, stop), daemon=True)
         proxy_thread.start()
     status = wait_exit(st.pid)
     if proxy_thread is not None:
+        from pyrunc.terminal import restore
+
         proxy_thread.join(1.0)
         stop[0] = True
+        restore(saved)
     if not keep:
         _force_delete(c)
     return status

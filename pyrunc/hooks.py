@@ -43,5 +43,17 @@ def run_one(hook: dict[str, Any], state: dict[str, Any], kind: str, index: int) 
 
 
 def run_all(hooks: list[dict[str, Any]], state: dict[str, Any], kind: str) -> None:
+    """Stop at the first failure (every hook kind but poststop)."""
     for i, hook in enumerate(hooks):
         run_one(hook, state, kind, i)
+
+
+def run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
+    """Every poststop hook runs; a failure is a warning (runtime.md, lifecycle 13)."""
+    from pyrunc import log
+
+    for i, hook in enumerate(hooks):
+        try:
+            run_one(hook, state, "poststop", i)
+        except HookError as e:
+            log.warning(str(e))

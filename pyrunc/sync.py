@@ -42,6 +42,10 @@ def expect(sock: socket.socket, kind: str) -> dict[str, Any]:
     """Receive a message of the given kind, turning a peer's error into ours."""
     msg, _ = recv(sock)
     if "error" in msg:
+        if msg.get("hook"):
+            from pyrunc.hooks import HookError
+
+            raise HookError(msg["error"])
         raise PyruncError(msg["error"])
     if msg.get("eof"):
         raise PyruncError(f"container init exited unexpectedly (waiting for {kind!r})")

@@ -14,6 +14,10 @@ import struct
 import termios
 import tty
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 TIOCSCTTY = 0x540E
@@ -43,6 +47,10 @@ def recv_master(sock: socket.socket) -> int:
     return fds[0]
 
 
+def set_winsize(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
 def copy_winsize(src: int, dst: int) -> None:
     try:
         ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
@@ -51,14 +59,25 @@ def copy_winsize(src: int, dst: int) -> None:
         pass
 
 
+def prepare_proxy(master: int) -> list[Any] | None:
+    """Main thread: our terminal goes raw and follows window size changes.
+    Returns the terminal settings to restore."""
+    if not os.isatty(0):
+        return None
+    old = termios.tcgetattr(0)
+    tty.setraw(0)
+    copy_winsize(0, master)
+    signal.signal(signal.SIGWINCH, lambda *_: copy_winsize(0, master))
+    return old
+
+
+def restore(old: list[Any] | None) -> None:
+    if old is not None:
+        termios.tcsetattr(0, termios.TCSADRAIN, old)
+
+
 def proxy(master: int, stop: list[bool]) -> None:
     """Copy stdin -> master and master -> stdout until the master closes."""
-    old = None
-    if os.isatty(0):
-        old = termios.tcgetattr(0)
-        tty.setraw(0)
-        copy_winsize(0, master)
-        signal.signal(signal.SIGWINCH, lambda *_: copy_winsize(0, master))
     fds = [master, 0]
     try:
         while not stop[0]:
@@ -81,9 +100,8 @@ def proxy(master: int, stop: list[bool]) -> None:
                     os.write(master, b"\x04")
                 else:
                     os.write(master, data)
-    finally:
-        if old is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, old)
+    except OSError:
+        pass
 
 
 def fd_array(fds: list[int]) -> bytes:

@@ -66,8 +66,10 @@ def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
         import traceback
 
         traceback.print_exc()
+    # by name: importing pyrunc.hooks may be impossible after pivot_root
+    hook = type(e).__name__ == "HookError"
     try:
-        sync.send(sock, {"error": msg})
+        sync.send(sock, {"error": msg, "hook": hook})
     except OSError:
         print(f"pyrunc init: {msg}", file=sys.stderr)
     os._exit(1)
@@ -138,7 +140,7 @@ def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
 def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     # Already imported by _preload (stage 1): these are dictionary look-ups.
     from pyrunc.init import lsm, process, rootfs, sched, sysctl
-    from pyrunc.terminal import make_controlling, open_pty_in_container
+    from pyrunc.terminal import make_controlling, open_pty_in_container, set_winsize
 
     cfg = plan.cfg
     hooks = cfg.get("hooks", {})
@@ -195,6 +197,8 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         os.chdir(cwd)
         if proc.get("terminal"):
             master, slave, slave_path = open_pty_in_container()
+            if "consoleSize" in proc:
+                set_winsize(master, proc["consoleSize"]["height"], proc["consoleSize"]["width"])
             if plan.console is None:
                 raise RuntimeError("terminal requested but no console socket")
             socket.send_fds(plan.console, [b"/dev/ptmx"], [master])

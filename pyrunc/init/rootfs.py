@@ -47,6 +47,8 @@ def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool) -> None:
     linux = cfg.get("linux", {})
     prop = mountopts.PROPAGATION.get(linux.get("rootfsPropagation", ""),
                                      L.MS_SLAVE | L.MS_REC)
+    if prop & L.MS_UNBINDABLE:
+        prop = L.MS_SLAVE | L.MS_REC  # the rootfs is bound from "/" first; after pivot_root
     L.mount(None, "/", None, prop)
     _make_parent_private(rootfs)
     L.mount(rootfs, rootfs, "bind", L.MS_BIND | L.MS_REC)

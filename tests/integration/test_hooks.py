@@ -119,16 +119,49 @@ def test_failing_create_container_hook_cleans_up(rt: Runtime) -> None:
     assert rt("state", cid).returncode == 1
 
 
-def test_failing_poststart_and_poststop_hooks_are_warnings(rt: Runtime, tmp_path: Path) -> None:
+def test_failing_poststop_hooks_are_warnings_and_all_run(rt: Runtime, tmp_path: Path) -> None:
+    out = tmp_path / "ran"
     b = rt.bundle(**{"process.args": ["true"]})
     cfg = rt.config(b)
-    cfg["hooks"] = {"poststart": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/false"}]}
+    cfg["hooks"] = {"poststop": [{"path": "/bin/false"},
+                                 {"path": "/bin/sh", "args": ["sh", "-c", f"echo 2 >> {out}"]}]}
     rt.write_config(b, cfg)
     logf = tmp_path / "log.json"
     p = rt("--log", str(logf), "--log-format", "json", "run", "-b", str(b), rt.new_id())
     assert p.returncode == 0, p.stderr
     levels = [json.loads(line)["level"] for line in logf.read_text().splitlines()]
-    assert levels == ["warning", "warning"]
+    assert levels == ["warning"]
+    assert out.read_text() == "2\n"
+
+
+def test_failing_poststart_hook_stops_the_container(rt: Runtime, tmp_path: Path) -> None:
+    # runtime.md lifecycle 9: error, stop the container, go on with 12-13 (poststop).
+    out = tmp_path / "poststop"
+    b = rt.bundle(**{"process.args": ["sleep", "60"]})
+    cfg = rt.config(b)
+    cfg["hooks"] = {"poststart": [{"path": "/bin/false"}],
+                    "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"echo ran > {out}"]}]}
+    rt.write_config(b, cfg)
+    cid = rt.new_id()
+    rt("create", "-b", str(b), cid, check=True)
+    p = rt("start", cid)
+    assert p.returncode == 1
+    assert error_lines(p.stderr) == ["poststart hook #0 (/bin/false): exit status 1"]
+    assert rt.state(cid)["status"] == "stopped"
+    rt("delete", cid, check=True)
+    assert out.read_text() == "ran\n"
+
+
+def test_failing_prestart_hook_runs_poststop(rt: Runtime, tmp_path: Path) -> None:
+    out = tmp_path / "poststop"
+    b = rt.bundle(**{"process.args": ["true"]})
+    cfg = rt.config(b)
+    cfg["hooks"] = {"prestart": [{"path": "/bin/false"}],
+                    "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"echo ran > {out}"]}]}
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 1
+    assert out.read_text() == "ran\n"
 
 
 def test_failing_start_container_hook_fails_start(rt: Runtime) -> None:
