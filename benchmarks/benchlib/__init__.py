@@ -1,0 +1,1 @@
+"""Start-up benchmark harness for OCI runtimes (stdlib only)."""
