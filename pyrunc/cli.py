@@ -193,6 +193,55 @@ def cmd_features(args: Namespace) -> int:
     return 0
 
 
+def cmd_pause(args: Namespace) -> int:
+    from pyrunc.cgroup_cmds import pause
+
+    pause(_root(args), args.id)
+    return 0
+
+
+def cmd_resume(args: Namespace) -> int:
+    from pyrunc.cgroup_cmds import resume
+
+    resume(_root(args), args.id)
+    return 0
+
+
+def cmd_ps(args: Namespace) -> int:
+    from pyrunc.cgroup_cmds import ps
+
+    sys.stdout.write(ps(_root(args), args.id, args.format, args.ps_args))
+    return 0
+
+
+UPDATE_FLAGS = ("memory", "memory-swap", "memory-reservation", "cpu-quota", "cpu-period",
+                "cpu-share", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight",
+                "cpu-rt-period", "cpu-rt-runtime", "cpu-idle", "cpu-burst")
+
+
+def cmd_update(args: Namespace) -> int:
+    from pyrunc.cgroup_cmds import read_resources, resources_from_flags, update
+
+    given = {f: getattr(args, f.replace("-", "_")) for f in UPDATE_FLAGS}
+    if args.resources:
+        resources = read_resources(args.resources)
+    else:
+        resources = resources_from_flags(given)
+    if not resources:
+        raise UsageError("update: nothing to update (give --resources or a resource flag)")
+    update(_root(args), args.id, resources)
+    return 0
+
+
+def cmd_events(args: Namespace) -> int:
+    from pyrunc.cgroup_cmds import events
+
+    if args.interval <= 0:
+        raise UsageError("--interval must be greater than 0")
+    events(_root(args), args.id, args.stats, float(args.interval))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------
 def _commands() -> list[Command]:
     create_flags = [
@@ -241,6 +290,22 @@ def _commands() -> list[Command]:
             Flag("--ignore-paused", help="allow exec in a paused container"),
         ], args="<container-id> <command> [command options]", min_args=1, max_args=1,
             rest="command_args"),
+        one("pause", cmd_pause, "pause suspends all processes inside the container"),
+        one("resume", cmd_resume, "resumes all processes that have been previously paused"),
+        Command("ps", cmd_ps, "ps displays the processes running inside a container",
+                [Flag("-f,--format", "str", "table", ("table", "json"), "table or json")],
+                args="<container-id> [ps options]", min_args=1, max_args=1, rest="ps_args"),
+        one("update", cmd_update, "update container resource constraints", [
+            Flag("-r,--resources", "str", help="path to a linux.resources JSON file, or -"),
+            *[Flag("--" + f, "str", help=f"new {f.replace('-', ' ')}") for f in UPDATE_FLAGS],
+            Flag("--kernel-memory", "str", help="ignored, as in runc"),
+            Flag("--kernel-memory-tcp", "str", help="ignored, as in runc"),
+            Flag("--l3-cache-schema", "str", help="Intel RDT (not available)"),
+            Flag("--mem-bw-schema", "str", help="Intel RDT (not available)"),
+        ]),
+        one("events", cmd_events, "display container events such as OOM notifications and "
+            "statistics", [Flag("--stats", help="display the container's stats then exit"),
+                           Flag("--interval", "int", 5, help="seconds between stats")]),
         Command("features", cmd_features, "show the enabled features", max_args=0),
         Command("spec", cmd_spec, "create a new specification file",
                 [Flag("-b,--bundle", "str", help="path to the root of the bundle directory"),
