@@ -22,8 +22,7 @@ SECCOMP_FLAGS = ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
 
 def features() -> dict[str, Any]:
     mount_options = sorted({*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.RECURSIVE,
-                            *mountopts.RECURSIVE_ATIME, *mountopts.EXTENSIONS} - {"idmap",
-                                                                                   "ridmap"})
+                            *mountopts.RECURSIVE_ATIME, *mountopts.EXTENSIONS})
     seccomp: dict[str, Any] = {"enabled": False}
     try:
         from pyrunc.linux import seccomp as _seccomp  # noqa: F401
@@ -50,7 +49,7 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
             "memoryPolicy": {"modes": sorted(sched.MPOL_MODES),
                              "flags": sorted(sched.MPOL_FLAGS)},

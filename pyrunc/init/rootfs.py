@@ -104,7 +104,10 @@ def mount_one(m: dict[str, Any], rootfs: str, linux: dict[str, Any]) -> None:
             if not os.path.exists(source):
                 raise OSError(errno.ENOENT, "no such file or directory", source)
             dest = touch(rootfs, dest_c)
-        L.mount(source, dest, None, L.MS_BIND | (p.flags & L.MS_REC))
+        if p.extensions & {"idmap", "ridmap"} or "uidMappings" in m:
+            _idmapped_bind(source, dest, m, p, linux)
+        else:
+            L.mount(source, dest, None, L.MS_BIND | (p.flags & L.MS_REC))
         extra = p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
         if extra:
             _remount(dest, L.MS_BIND | L.MS_REMOUNT | extra)
@@ -156,6 +159,67 @@ def _copy_tree(src: str, dst: str) -> None:
         else:
             continue
         os.lchown(d, st.st_uid, st.st_gid)
+
+
+def _idmapped_bind(source: str, dest: str, m: dict[str, Any], p: mountopts.Parsed,
+                   linux: dict[str, Any]) -> None:
+    """A bind mount whose ids are shifted (mount_setattr MOUNT_ATTR_IDMAP): by
+    the mount's own uid/gidMappings, else by the container's user namespace."""
+    from pyrunc.linux import mountapi
+
+    if "uidMappings" in m or "gidMappings" in m:
+        userns = _userns_with_maps(m.get("uidMappings", []), m.get("gidMappings", []))
+    elif any(ns["type"] == "user" for ns in linux.get("namespaces", [])):
+        userns = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    else:
+        raise MountError(f"mount {m['destination']!r}: idmap needs uidMappings/gidMappings "
+                         "or a user namespace")
+    try:
+        tree = mountapi.open_tree(source, bool(p.flags & L.MS_REC))
+        try:
+            mountapi.idmap(tree, userns, "ridmap" in p.extensions)
+            mountapi.move_mount(tree, dest)
+        finally:
+            os.close(tree)
+    finally:
+        os.close(userns)
+
+
+def _userns_with_maps(uid_maps: list[dict[str, int]], gid_maps: list[dict[str, int]]) -> int:
+    """An fd of a new user namespace holding the given maps, made by a child
+    that only lives long enough for us to open its namespace. /proc here may
+    still be the host's (before pivot_root), so the child reports its pid as
+    that /proc sees it."""
+    r, w = os.pipe()
+    back_r, back_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            os.close(back_r)
+            L.unshare(L.CLONE_NEWUSER)
+            os.write(back_w, os.readlink("/proc/self").encode())
+            os.read(r, 1)  # until the parent has what it needs
+        finally:
+            os._exit(0)
+    os.close(r)
+    os.close(back_w)
+    try:
+        proc_pid = os.read(back_r, 32).decode()
+        if not proc_pid:
+            raise OSError("could not create a user namespace for an idmapped mount")
+
+        def fmt(maps: list[dict[str, int]]) -> str:
+            return "".join(f"{x['containerID']} {x['hostID']} {x['size']}\n" for x in maps)
+        with open(f"/proc/{proc_pid}/uid_map", "w") as f:
+            f.write(fmt(uid_maps))
+        with open(f"/proc/{proc_pid}/gid_map", "w") as f:
+            f.write(fmt(gid_maps))
+        return os.open(f"/proc/{proc_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(w)
+        os.close(back_r)
+        os.waitpid(pid, 0)
 
 
 def _remount(dest: str, flags: int) -> None:

@@ -24,3 +24,31 @@ def setattr_recursive(path: str, attr_set: int, attr_clr: int, propagation: int 
                      ctypes.byref(attr), ctypes.sizeof(attr))
     except OSError as e:
         raise OSError(e.errno, f"mount_setattr: {e.strerror}", path) from None
+
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+AT_EMPTY_PATH = 0x1000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x100000
+
+
+def open_tree(path: str, recursive: bool) -> int:
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    try:
+        return libc.syscall("open_tree", AT_FDCWD, path.encode(), flags)
+    except OSError as e:
+        raise OSError(e.errno, f"open_tree: {e.strerror}", path) from None
+
+
+def idmap(tree_fd: int, userns_fd: int, recursive: bool) -> None:
+    attr = MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    libc.syscall("mount_setattr", tree_fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+
+
+def move_mount(tree_fd: int, dest: str) -> None:
+    try:
+        libc.syscall("move_mount", tree_fd, b"", AT_FDCWD, dest.encode(),
+                     MOVE_MOUNT_F_EMPTY_PATH)
+    except OSError as e:
+        raise OSError(e.errno, f"move_mount: {e.strerror}", dest) from None

@@ -262,3 +262,32 @@ def test_tmpcopyup(rt: Runtime) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["/etc/passwd", "tmpfs"]
     assert not (b / "rootfs" / "etc" / "new").exists()
+
+
+def test_idmapped_bind_mount(rt: Runtime, tmp_path: Path) -> None:
+    src = tmp_path / "owned"
+    src.mkdir()
+    (src / "f").write_text("x")
+    os.chown(src / "f", 0, 0)
+    b = rt.bundle(**{"process.args": ["stat", "-c", "%u:%g", "/mnt/f"]})
+    cfg = rt.config(b)
+    cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(src),
+                          "options": ["rbind", "idmap"],
+                          "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                          "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 10}]})
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "1000:2000"
+    assert (src / "f").stat().st_uid == 0  # the files themselves are untouched
+
+
+def test_idmap_without_mappings_or_userns_is_an_error(rt: Runtime, tmp_path: Path) -> None:
+    b = rt.bundle(**{"process.args": ["true"]})
+    cfg = rt.config(b)
+    cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(tmp_path),
+                          "options": ["bind", "idmap"]})
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 1
+    assert "idmap needs uidMappings/gidMappings or a user namespace" in p.stderr
