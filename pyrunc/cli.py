@@ -49,8 +49,11 @@ def _create_opts(args: Namespace) -> Any:
 
     if args.preserve_fds < 0:
         raise UsageError("--preserve-fds must be a non-negative number")
-    return CreateOptions(bundle=args.bundle, pid_file=args.pid_file,
-                         console_socket=args.console_socket, no_pivot=args.no_pivot,
+    def absolute(path: str | None) -> str | None:  # create chdirs into the bundle
+        return os.path.abspath(path) if path else path
+
+    return CreateOptions(bundle=args.bundle, pid_file=absolute(args.pid_file),
+                         console_socket=absolute(args.console_socket), no_pivot=args.no_pivot,
                          no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
                          rootless=args.rootless == "true"
                          or (args.rootless == "auto" and os.geteuid() != 0),
