@@ -20,7 +20,7 @@ from pyrunc.state import (
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
-    import socket
+    import _socket
     from typing import Any
 
 
@@ -74,10 +74,7 @@ class Container:
         self.id = cid
 
     # ---- create -----------------------------------------------------------
-    def create(self, opts: CreateOptions, console: socket.socket | None = None) -> State:
-        import signal
-        import socket
-
+    def create(self, opts: CreateOptions, console: _socket.socket | None = None) -> State:
         from pyrunc import cgroups, spec, sync
         from pyrunc.init.main import Plan, stage1
 
@@ -118,6 +115,8 @@ class Container:
             os.chown(cdir.fifo, _host_id(linux.get("uidMappings"), 0),
                      _host_id(linux.get("gidMappings"), 0))
             if opts.console_socket and console is None:
+                import socket
+
                 console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
                     console.connect(opts.console_socket)
@@ -163,7 +162,7 @@ class Container:
                 st.init_start = proc_start_time(init_pid) or 0
                 cdir.save(st)
             except BaseException:
-                os.kill(child, signal.SIGKILL)  # it may be blocked waiting for us
+                os.kill(child, 9)  # SIGKILL: it may be blocked waiting for us
                 raise
             finally:
                 os.waitpid(child, 0)
@@ -365,8 +364,8 @@ def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) ->
     """SIGKILL pid (if it is still the process we started) and wait until it is gone."""
     if start is not None and proc_start_time(pid) != start:
         return
+    import _signal
     import select
-    import signal
 
     try:
         pidfd = os.pidfd_open(pid)
@@ -374,7 +373,7 @@ def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) ->
         return
     try:
         try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
         except ProcessLookupError:
             return
         select.select([pidfd], [], [], timeout)
@@ -405,7 +404,7 @@ def wait_exit(pid: int) -> int:
 
 def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
     """create + start; in the foreground, relay stdio, signals and the exit status."""
-    import socket
+    import _socket
 
     from pyrunc.linux import libc
 
@@ -415,18 +414,21 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
         # Init's parent exits early; as subreaper we inherit and can reap it.
         libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
         if not opts.console_socket:
-            console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            console_parent, console_child = _socket.socketpair(_socket.AF_UNIX,
+                                                               _socket.SOCK_STREAM)
     # create() keeps console_child only if the config asks for a terminal.
     st = c.create(opts, console=console_child)
     if console_child is not None:
         console_child.close()
     master = None
+    saved = None
     if not detach:
         _forward_signals(st.pid)  # before start: the process may get signals at once
     try:
         if console_parent is not None and st.config["process"].get("terminal"):
-            from pyrunc.terminal import recv_master
+            from pyrunc.terminal import prepare_proxy, recv_master
             master = recv_master(console_parent)
+            saved = prepare_proxy(master)  # raw mode and window size before it runs
         cdir = root.open(cid)
         try:
             c._release(cdir, st)
@@ -434,6 +436,9 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
         finally:
             cdir.unlock()
     except BaseException:
+        if saved is not None:
+            from pyrunc.terminal import restore
+            restore(saved)
         if not keep:
             _force_delete(c)
         raise
@@ -441,12 +446,10 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
         return 0
     stop = [False]
     proxy_thread = None
-    saved = None
     if master is not None:
         import threading
 
-        from pyrunc.terminal import prepare_proxy, proxy
-        saved = prepare_proxy(master)
+        from pyrunc.terminal import proxy
         proxy_thread = threading.Thread(target=proxy, args=(master, stop), daemon=True)
         proxy_thread.start()
     status = wait_exit(st.pid)
@@ -470,10 +473,11 @@ def _force_delete(c: Container) -> None:
 
 
 def _forward_signals(pid: int) -> None:
-    import signal
+    import _signal  # not `signal`: its enums cost ~5 ms
 
-    forwarded = [s for s in signal.Signals if s not in (
-        signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)]
+    skip = {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGWINCH,
+            _signal.SIGURG}
+    forwarded = [s for s in range(1, _signal.NSIG) if s not in skip]
 
     def handler(sig: int, _frame: object) -> None:
         try:
@@ -482,6 +486,6 @@ def _forward_signals(pid: int) -> None:
             pass
     for s in forwarded:
         try:
-            signal.signal(s, handler)
+            _signal.signal(s, handler)
         except (OSError, ValueError):
             pass

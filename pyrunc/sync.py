@@ -1,44 +1,41 @@
 """The parent <-> init message channel: JSON objects over a SOCK_SEQPACKET
-socketpair, one object per packet, optionally carrying file descriptors."""
+socketpair, one object per packet.
+
+Built on _socket: the socket module imports enum and costs ~5 ms on every
+create; the console (terminal) path imports socket itself when it needs it."""
 
 from __future__ import annotations
 
-import array
-import socket
+import _socket
 
 from pyrunc.errors import PyruncError
 from pyrunc.fastjson import dumps, loads
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
+    from _socket import socket as Socket
     from typing import Any
 
 _MAX = 1 << 16
 
 
-def pair() -> tuple[socket.socket, socket.socket]:
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+def pair() -> tuple[Socket, Socket]:
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
 
 
-def send(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = dumps(msg, compact=True).encode()
-    if fds:
-        socket.send_fds(sock, [data], fds)
-    else:
-        sock.send(data)
+def send(sock: Socket, msg: dict[str, Any]) -> None:
+    sock.send(dumps(msg, compact=True).encode())
 
 
-def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
+def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
     """One message; EOF reads as {"eof": True} so callers handle a dead peer."""
-    data, fds, _flags, _addr = socket.recv_fds(sock, _MAX, 4)
+    data = sock.recv(_MAX)
     if not data:
-        for fd in fds:
-            socket.close(fd)
         return {"eof": True}, []
-    return loads(data.decode()), list(fds)
+    return loads(data.decode()), []
 
 
-def expect(sock: socket.socket, kind: str) -> dict[str, Any]:
+def expect(sock: Socket, kind: str) -> dict[str, Any]:
     """Receive a message of the given kind, turning a peer's error into ours."""
     msg, _ = recv(sock)
     if "error" in msg:
@@ -56,6 +53,9 @@ def expect(sock: socket.socket, kind: str) -> dict[str, Any]:
 
 def send_fd_over_unix(path: str, fd: int, name: str) -> None:
     """Send one fd over a unix socket at path, like runc's --console-socket."""
+    import array
+    import socket
+
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)

@@ -4,15 +4,12 @@ socket proxies it to its own stdio."""
 
 from __future__ import annotations
 
+import _socket
 import array
 import fcntl
 import os
-import select
-import signal
-import socket
 import struct
 import termios
-import tty
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,8 +37,16 @@ def make_controlling(slave: int) -> None:
         os.dup2(slave, fd)
 
 
-def recv_master(sock: socket.socket) -> int:
-    _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+def send_fd(sock: _socket.socket, fd: int) -> None:
+    """The pty master over the console socket, as runc sends it (SCM_RIGHTS)."""
+    sock.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                   array.array("i", [fd]).tobytes())])
+
+
+def recv_master(sock: _socket.socket) -> int:
+    _msg, ancdata, _flags, _addr = sock.recvmsg(4096, _socket.CMSG_SPACE(4))
+    fds = [array.array("i", data[:4])[0] for level, kind, data in ancdata
+           if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS]
     if not fds:
         raise OSError("console socket: no file descriptor received")
     return fds[0]
@@ -64,6 +69,9 @@ def prepare_proxy(master: int) -> list[Any] | None:
     Returns the terminal settings to restore."""
     if not os.isatty(0):
         return None
+    import signal
+    import tty
+
     old = termios.tcgetattr(0)
     tty.setraw(0)
     copy_winsize(0, master)
@@ -78,6 +86,8 @@ def restore(old: list[Any] | None) -> None:
 
 def proxy(master: int, stop: list[bool]) -> None:
     """Copy stdin -> master and master -> stdout until the master closes."""
+    import select
+
     fds = [master, 0]
     try:
         while not stop[0]:

@@ -11,7 +11,6 @@ caller's stack (they leave with os._exit):
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 from pyrunc import sync
@@ -19,6 +18,7 @@ from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
+    import _socket
     from typing import Any, NoReturn
 
 NS_FLAGS = {
@@ -33,7 +33,7 @@ class Plan:
 
     def __init__(self, cid: str, cfg: dict[str, Any], rootfs: str, fifo: str,
                  no_pivot: bool = False, no_new_keyring: bool = False,
-                 console: socket.socket | None = None, keep_fds: int = 0,
+                 console: _socket.socket | None = None, keep_fds: int = 0,
                  sync_hooks: bool = False, close_in_child: list[int] | None = None) -> None:
         self.cid = cid
         self.cfg = cfg
@@ -60,7 +60,7 @@ def describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
+def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
     msg = describe(e)
     if os.environ.get("PYRUNC_DEBUG_INIT"):
         import traceback
@@ -82,14 +82,16 @@ def _preload(cfg: dict[str, Any]) -> None:
     the container."""
     from pyrunc.init import lsm, process, rootfs, sched, sysctl  # noqa: F401
     from pyrunc.linux import net  # noqa: F401
-    from pyrunc.terminal import make_controlling  # noqa: F401
+
+    if cfg.get("process", {}).get("terminal"):
+        from pyrunc import terminal  # noqa: F401
 
     hooks = cfg.get("hooks", {})
     if hooks.get("createContainer") or hooks.get("startContainer"):
         from pyrunc import hooks as _hooks  # noqa: F401
 
 
-def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
+def stage1(sock: _socket.socket, plan: Plan) -> NoReturn:
     try:
         _preload(plan.cfg)
         # Not dumpable from here on: nothing in the container may ptrace us or
@@ -137,10 +139,9 @@ def stage1(sock: socket.socket, plan: Plan) -> NoReturn:
     os._exit(0)
 
 
-def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
+def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     # Already imported by _preload (stage 1): these are dictionary look-ups.
     from pyrunc.init import lsm, process, rootfs, sched, sysctl
-    from pyrunc.terminal import make_controlling, open_pty_in_container, set_winsize
 
     cfg = plan.cfg
     hooks = cfg.get("hooks", {})
@@ -196,12 +197,19 @@ def stage2(sock: socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         cwd = proc.get("cwd", "/")
         os.chdir(cwd)
         if proc.get("terminal"):
+            from pyrunc.terminal import (
+                make_controlling,
+                open_pty_in_container,
+                send_fd,
+                set_winsize,
+            )
+
             master, slave, slave_path = open_pty_in_container()
             if "consoleSize" in proc:
                 set_winsize(master, proc["consoleSize"]["height"], proc["consoleSize"]["width"])
             if plan.console is None:
                 raise RuntimeError("terminal requested but no console socket")
-            socket.send_fds(plan.console, [b"/dev/ptmx"], [master])
+            send_fd(plan.console, master)
             plan.console.close()
             os.close(master)
             make_controlling(slave)
