@@ -291,3 +291,16 @@ def test_idmap_without_mappings_or_userns_is_an_error(rt: Runtime, tmp_path: Pat
     p = rt("run", "-b", str(b), rt.new_id())
     assert p.returncode == 1
     assert "idmap needs uidMappings/gidMappings or a user namespace" in p.stderr
+
+
+def test_terminal_in_the_foreground(rt: Runtime) -> None:
+    # `run` with a terminal and no console socket proxies the pty to our own
+    # terminal (here one made by script(1)), window size included.
+    b = rt.bundle(**{"process.terminal": True,
+                     "process.args": ["sh", "-c", "tty; stty size; exit 5"]})
+    cmd = " ".join([*rt.cmd, "--root", str(rt.root), "run", "-b", str(b), rt.new_id()])
+    p = subprocess.run(["script", "-qec", f"stty cols 97 rows 31; {cmd}", "/dev/null"],
+                       capture_output=True, text=True, timeout=60)
+    out = p.stdout.replace("\r", "")
+    assert "/dev/pts/0" in out and "31 97" in out, out
+    assert p.returncode == 5
