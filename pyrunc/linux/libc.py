@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-from functools import cache
 
 # namespace clone flags (linux/sched.h)
 CLONE_NEWTIME = 0x00000080
@@ -61,9 +60,13 @@ _SYSCALLS = {
 }
 
 
-@cache
+_LIBC: list[ctypes.CDLL] = []
+
+
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+    if not _LIBC:  # (functools.cache would import collections & co: ~3 ms)
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
 
 
 # Read once: a LINUX32 personality later makes uname() report i686.

@@ -3,8 +3,8 @@ common path needs no netlink library (pyroute2 costs ~180 ms to import)."""
 
 from __future__ import annotations
 
+import _socket
 import fcntl
-import socket
 import struct
 
 SIOCGIFFLAGS = 0x8913
@@ -13,9 +13,12 @@ IFF_UP = 0x1
 
 
 def link_up(name: str = "lo") -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)  # _socket: no enum import
+    try:
         req = struct.pack("16sH22x", name.encode(), 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         if not flags & IFF_UP:
             fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", name.encode(),
                                                               flags | IFF_UP))
+    finally:
+        s.close()
