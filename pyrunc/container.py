@@ -176,6 +176,10 @@ class Container:
                 H.run_all(hooks.get("prestart", []), state, "prestart")
                 H.run_all(hooks.get("createRuntime", []), state, "createRuntime")
                 sync.send(psock, {"type": "hooks-done", "state": state})
+            if linux.get("seccomp") and _uses_notify(linux["seccomp"]):
+                msg = sync.expect(psock, "seccomp")
+                _send_seccomp_listener(linux["seccomp"], msg.get("fds", []),
+                                       oci_state(st, "creating"))
             sync.expect(psock, "ready")
             st.status = "created"
             cdir.save(st)
@@ -329,6 +333,30 @@ class Container:
         cdir.remove()
 
 
+def _uses_notify(seccomp_cfg: dict[str, Any]) -> bool:
+    from pyrunc.linux import seccomp
+
+    return seccomp.uses_notify(seccomp_cfg)
+
+
+def _send_seccomp_listener(seccomp_cfg: dict[str, Any], fds: list[int],
+                           state: dict[str, Any]) -> None:
+    """Hand the notify fd and the container state to the agent (listenerPath)."""
+    from pyrunc.linux import seccomp
+
+    try:
+        if not fds:
+            raise PyruncError("seccomp: init sent no listener fd")
+        path = seccomp_cfg.get("listenerPath")
+        if not path:
+            raise PyruncError("config.json: linux.seccomp.listenerPath: required with "
+                              "SCMP_ACT_NOTIFY")
+        seccomp.send_listener(path, fds[0], state, seccomp_cfg.get("listenerMetadata", ""))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def _poststop(st: State, status: str) -> None:
     hooks = st.config.get("hooks", {}).get("poststop", [])
     if hooks:
@@ -353,6 +381,10 @@ def _check_host_support(cfg: dict[str, Any]) -> None:
     try:
         lsm.check(cfg["process"], linux)
         sysctl.check(linux)
+        if linux.get("seccomp"):
+            from pyrunc.linux import seccomp
+
+            seccomp.validate(linux["seccomp"])
     except (lsm.LsmError, sysctl.SysctlError) as e:
         raise PyruncError(str(e)) from None
     if "intelRdt" in linux and not os.path.exists("/sys/fs/resctrl/schemata"):

@@ -23,21 +23,38 @@ def pair() -> tuple[Socket, Socket]:
     return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
 
 
-def send(sock: Socket, msg: dict[str, Any]) -> None:
-    sock.send(dumps(msg, compact=True).encode())
+def send(sock: Socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
+    data = dumps(msg, compact=True).encode()
+    if fds:
+        import array
+
+        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                               array.array("i", fds).tobytes())])
+    else:
+        sock.send(data)
 
 
 def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
-    """One message; EOF reads as {"eof": True} so callers handle a dead peer."""
-    data = sock.recv(_MAX)
+    """One message and any fds it carries; EOF reads as {"eof": True}."""
+    data, ancdata, _flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            import array
+
+            fds += array.array("i", payload[:len(payload) - len(payload) % 4]).tolist()
     if not data:
+        for fd in fds:
+            _socket.close(fd)
         return {"eof": True}, []
-    return loads(data.decode()), []
+    return loads(data.decode()), fds
 
 
 def expect(sock: Socket, kind: str) -> dict[str, Any]:
     """Receive a message of the given kind, turning a peer's error into ours."""
-    msg, _ = recv(sock)
+    msg, fds = recv(sock)
+    if fds:
+        msg["fds"] = fds
     if "error" in msg:
         if msg.get("hook"):
             from pyrunc.hooks import HookError

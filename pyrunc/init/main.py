@@ -85,6 +85,8 @@ def _preload(cfg: dict[str, Any]) -> None:
 
     if cfg.get("process", {}).get("terminal"):
         from pyrunc import terminal  # noqa: F401
+    if cfg.get("linux", {}).get("seccomp"):
+        from pyrunc.linux import seccomp  # noqa: F401
 
     hooks = cfg.get("hooks", {})
     if hooks.get("createContainer") or hooks.get("startContainer"):
@@ -218,6 +220,19 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             os.umask(user["umask"])
         else:
             os.umask(0o022)
+        seccomp_cfg = linux.get("seccomp")
+        if seccomp_cfg:
+            from pyrunc.linux import seccomp
+            if seccomp.uses_notify(seccomp_cfg):
+                # The agent must get the listener while the parent is still here,
+                # so this filter goes in now (runc does the same).
+                if proc.get("noNewPrivileges"):
+                    L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+                listener = seccomp.install(seccomp_cfg)
+                sync.send(sock, {"type": "seccomp"}, [listener] if listener else None)
+                if listener is not None:
+                    os.close(listener)
+                seccomp_cfg = None
         sync.send(sock, {"type": "ready"})
         msg, _ = sync.recv(sock)  # the parent closes its end once state.json is written
         sock.close()
@@ -248,7 +263,12 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             sched.apply_memory_policy(linux["memoryPolicy"])
         sched.apply_affinity(affinity.get("final"), "final")
         lsm.apply_on_exec(proc)
+        if seccomp_cfg and not proc.get("noNewPrivileges"):
+            seccomp.install(seccomp_cfg)  # needs CAP_SYS_ADMIN, which the next step drops
+            seccomp_cfg = None
         process.apply_user_and_caps(proc, sets)
+        if seccomp_cfg:
+            seccomp.install(seccomp_cfg)  # under no_new_privs: as late as possible
         process.close_fds(2 + plan.keep_fds, also_keep=fd)
         os.execve(exe, args, env)
     except BaseException as e:  # noqa: BLE001
