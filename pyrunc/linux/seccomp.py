@@ -43,9 +43,11 @@ import ctypes
 import errno as _errno
 import os
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False  # typing and dataclasses cost ~15 ms to import: plain classes here
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.linux import syscalls_x86_64 as _tables
@@ -152,28 +154,31 @@ def _ret_value(action: Any, errno_ret: Any, field: str, errno_field: str) -> int
     return ret
 
 
-@dataclass(frozen=True)
 class _Cond:
-    index: int
-    op: str
-    value: int
-    value_two: int
+    __slots__ = ("index", "op", "value", "value_two")
+
+    def __init__(self, index: int, op: str, value: int, value_two: int) -> None:
+        self.index, self.op, self.value, self.value_two = index, op, value, value_two
 
 
-@dataclass(frozen=True)
 class _Rule:
-    names: tuple[str, ...]
-    ret: int
-    alternatives: tuple[tuple[_Cond, ...], ...]  # OR of ANDs; () never happens, ((),) = always
+    __slots__ = ("names", "ret", "alternatives")
+
+    def __init__(self, names: tuple[str, ...], ret: int,
+                 alternatives: tuple[tuple[_Cond, ...], ...]) -> None:
+        self.names = names
+        self.ret = ret
+        # OR of ANDs; () never happens, ((),) = always
+        self.alternatives = alternatives
 
 
-@dataclass(frozen=True)
 class _Parsed:
-    default: int
-    arches: tuple[str, ...]
-    flags: int
-    rules: tuple[_Rule, ...]
-    notify: bool
+    __slots__ = ("default", "arches", "flags", "rules", "notify")
+
+    def __init__(self, default: int, arches: tuple[str, ...], flags: int,
+                 rules: tuple[_Rule, ...], notify: bool) -> None:
+        self.default, self.arches, self.flags = default, arches, flags
+        self.rules, self.notify = rules, notify
 
 
 def _parse(cfg: dict[str, Any]) -> _Parsed:
@@ -261,12 +266,11 @@ class _Label:
 Target = int | _Label  # int = relative skip count (as in raw BPF)
 
 
-@dataclass
 class _Insn:
-    code: int
-    k: int
-    jt: Target = 0
-    jf: Target = 0
+    __slots__ = ("code", "k", "jt", "jf")
+
+    def __init__(self, code: int, k: int, jt: Target = 0, jf: Target = 0) -> None:
+        self.code, self.k, self.jt, self.jf = code, k, jt, jf
 
 
 class _Asm:
