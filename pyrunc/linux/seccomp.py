@@ -44,13 +44,13 @@ import errno as _errno
 import os
 import struct
 
+from pyrunc.errors import ConfigError, PyruncError
+from pyrunc.linux import syscalls_x86_64 as _tables
+
 TYPE_CHECKING = False  # typing and dataclasses cost ~15 ms to import: plain classes here
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
-
-from pyrunc.errors import ConfigError, PyruncError
-from pyrunc.linux import syscalls_x86_64 as _tables
 
 _WHERE = "config.json: linux.seccomp"
 
