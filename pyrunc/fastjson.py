@@ -39,7 +39,8 @@ def loads(text: str) -> Any:
         if text[end:].strip(_WS):
             raise ValueError("extra data")
         return obj
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, SystemError):
+        # (SystemError: the C scanner's own error path needs json.decoder loaded)
         import json
 
         return json.loads(text)  # raises with line and column

@@ -80,9 +80,10 @@ def test_shares_to_weight() -> None:
 
 
 def test_v1_device_deny(mgr: cgroups.Manager, tmp_path: "os.PathLike[str]") -> None:
-    node = os.path.join(tmp_path, "null")
-    os.mknod(node, 0o666 | 0o020000, os.makedev(1, 3))
-    mgr.set({"devices": [{"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
+    # 240:0 is in no allow-list: denied it is EPERM, allowed it would be ENXIO.
+    node = os.path.join(tmp_path, "dev240")
+    os.mknod(node, 0o666 | 0o020000, os.makedev(240, 0))
+    mgr.set({"devices": [{"allow": False, "access": "rwm"}]})
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: join the cgroup, then try the denied device

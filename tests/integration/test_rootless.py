@@ -45,7 +45,8 @@ def test_rootless_spec_then_run(rt: Runtime, user: pwd.struct_passwd, tmp_path: 
     env = {"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(xdg), "HOME": str(bundle)}
 
     def as_user(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["runuser", "-u", user.pw_name, "--", *rt.cmd, *args],
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return subprocess.run([runuser, "-u", user.pw_name, "--", *rt.cmd, *args],
                               cwd=bundle, env=env, capture_output=True, text=True, timeout=60)
 
     p = as_user("spec", "--rootless")
