@@ -460,7 +460,8 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
         if console_parent is not None and st.config["process"].get("terminal"):
             from pyrunc.terminal import prepare_proxy, recv_master
             master = recv_master(console_parent)
-            saved = prepare_proxy(master)  # raw mode and window size before it runs
+            # raw mode, and our window size unless the config gives one
+            saved = prepare_proxy(master, "consoleSize" not in st.config["process"])
         cdir = root.open(cid)
         try:
             c._release(cdir, st)

@@ -7,6 +7,7 @@ create; the console (terminal) path imports socket itself when it needs it."""
 from __future__ import annotations
 
 import _socket
+import array  # (imported here: init may need it after pivot_root, when imports fail)
 
 from pyrunc.errors import PyruncError
 from pyrunc.fastjson import dumps, loads
@@ -26,8 +27,6 @@ def pair() -> tuple[Socket, Socket]:
 def send(sock: Socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
     data = dumps(msg, compact=True).encode()
     if fds:
-        import array
-
         sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                                array.array("i", fds).tobytes())])
     else:
@@ -40,8 +39,6 @@ def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
     fds: list[int] = []
     for level, kind, payload in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            import array
-
             fds += array.array("i", payload[:len(payload) - len(payload) % 4]).tolist()
     if not data:
         for fd in fds:

@@ -64,7 +64,7 @@ def copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-def prepare_proxy(master: int) -> list[Any] | None:
+def prepare_proxy(master: int, copy_size: bool = True) -> list[Any] | None:
     """Main thread: our terminal goes raw and follows window size changes.
     Returns the terminal settings to restore."""
     if not os.isatty(0):
@@ -74,7 +74,8 @@ def prepare_proxy(master: int) -> list[Any] | None:
 
     old = termios.tcgetattr(0)
     tty.setraw(0)
-    copy_winsize(0, master)
+    if copy_size:
+        copy_winsize(0, master)
     signal.signal(signal.SIGWINCH, lambda *_: copy_winsize(0, master))
     return old
 

@@ -271,10 +271,18 @@ class Manager:
             self._write("pids", "pids.max", "max" if limit <= 0 else limit, "pids.limit")
         blkio = res.get("blockIO") or {}
         if blkio.get("weight") is not None:
-            self._write("blkio", "blkio.weight", blkio["weight"], "blockIO.weight")
+            bdir = self._dir("blkio") or ""
+            name = next((n for n in ("blkio.bfq.weight", "blkio.weight")
+                         if os.path.exists(os.path.join(bdir, n))), None)
+            if name is None:  # no CFQ/BFQ scheduler: runc skips it too
+                from pyrunc import log
+
+                log.warning("linux.resources.blockIO.weight: this kernel's I/O scheduler "
+                            "offers no blkio weight; ignored")
+            else:
+                self._write("blkio", name, blkio["weight"], "blockIO.weight")
         for hp in res.get("hugepageLimits") or []:
-            d = self._dir("hugetlb")
-            if d is None and "" in self.dirs:
+            if self._dir("hugetlb") is None and "" in self.dirs:
                 self._write_unified(f"hugetlb.{hp['pageSize']}.max", hp["limit"],
                                     "hugepageLimits")
             else:

@@ -1,0 +1,272 @@
+"""`pyrunc exec`, parent side: build the process from config.process and the
+flags (or a process.json), fork the joining child (pyrunc.init.exec_child),
+put it in the container's cgroup, relay errors, the pty, signals and status."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from pyrunc.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyrunc.state import Root
+
+
+@dataclass
+class ExecOptions:
+    process_file: str | None = None
+    args: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    env: list[str] = field(default_factory=list)
+    tty: bool = False
+    console_socket: str | None = None
+    user: str | None = None
+    additional_gids: list[Any] = field(default_factory=list)
+    caps: list[str] = field(default_factory=list)
+    detach: bool = False
+    pid_file: str | None = None
+    preserve_fds: int = 0
+    no_new_privs: bool = False
+    apparmor: str | None = None
+    process_label: str | None = None
+    cgroup: list[str] | str | None = None
+    ignore_paused: bool = False
+
+
+def _load_process_file(path: str) -> dict[str, Any]:
+    import json
+
+    try:
+        with open(path) as f:
+            proc = json.load(f)
+    except OSError as e:
+        raise PyruncError(f"process.json: cannot read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise PyruncError(f"process.json: invalid JSON: {e}") from None
+    if not isinstance(proc, dict):
+        raise PyruncError("process.json: must be a JSON object")
+    from pyrunc import spec
+
+    if hasattr(spec, "validate_process"):  # the schema checks, where the tree has them
+        spec.validate_process(proc, source="process.json")
+    _check_process(proc, "process.json")
+    return proc
+
+
+def _check_process(proc: dict[str, Any], src: str) -> None:
+    args = proc.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        raise PyruncError(f"{src}: args: must be a non-empty list of strings")
+    cwd = proc.get("cwd", "")
+    if not isinstance(cwd, str) or not cwd:
+        raise PyruncError(f"{src}: cwd: must not be empty")
+    if not cwd.startswith("/"):
+        raise PyruncError(f"{src}: cwd: must be an absolute path, got {cwd!r}")
+    env = proc.get("env", [])
+    if not isinstance(env, list) or not all(isinstance(e, str) and "=" in e for e in env):
+        raise PyruncError(f"{src}: env: must be a list of KEY=VALUE strings")
+    user = proc.get("user", {})
+    if not isinstance(user, dict):
+        raise PyruncError(f"{src}: user: must be an object")
+    for k in ("uid", "gid"):
+        if not isinstance(user.get(k, 0), int) or user.get(k, 0) < 0:
+            raise PyruncError(f"{src}: user.{k}: must be a non-negative integer")
+
+
+def _parse_user(spec: str) -> tuple[int, int | None]:
+    uid_s, _, gid_s = spec.partition(":")
+    try:
+        return int(uid_s), (int(gid_s) if gid_s else None)
+    except ValueError:
+        raise PyruncError(f"--user: invalid value {spec!r}: want uid[:gid] as numbers") from None
+
+
+def build_process(cfg_proc: dict[str, Any], opts: ExecOptions) -> dict[str, Any]:
+    """runc's getProcess: the container's process overridden by the flags."""
+    import copy
+
+    if opts.process_file:
+        return _load_process_file(opts.process_file)
+    p = copy.deepcopy(cfg_proc)
+    p["args"] = list(opts.args)
+    if opts.cwd:
+        p["cwd"] = opts.cwd
+    p["env"] = list(p.get("env", [])) + list(opts.env)
+    p["terminal"] = bool(opts.tty)
+    if opts.no_new_privs:
+        p["noNewPrivileges"] = True
+    if opts.apparmor:
+        p["apparmorProfile"] = opts.apparmor
+    if opts.process_label:
+        p["selinuxLabel"] = opts.process_label
+    user = p.setdefault("user", {})
+    if opts.user:
+        uid, gid = _parse_user(opts.user)
+        user["uid"] = uid
+        if gid is not None:
+            user["gid"] = gid
+    for g in opts.additional_gids:
+        try:
+            gid_n = int(g)
+        except ValueError:
+            raise PyruncError(f"--additional-gids: invalid gid {g!r}") from None
+        if gid_n < 0:
+            raise PyruncError(f"--additional-gids: invalid gid {g!r}")
+        user.setdefault("additionalGids", []).append(gid_n)
+    if opts.caps:
+        caps = p.setdefault("capabilities", {})
+        for c in opts.caps:
+            for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+                caps.setdefault(key, []).append(c)
+    p.setdefault("cwd", "/")
+    _check_process(p, "exec")
+    return p
+
+
+def _check_status(status: str, ignore_paused: bool) -> None:
+    if status == "stopped":
+        raise PyruncError("cannot exec in a stopped container")
+    if status == "paused" and not ignore_paused:
+        raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
+
+
+def exec_process(root: Root, cid: str, opts: ExecOptions) -> int:
+    from pyrunc import sync
+    from pyrunc.container import Container, _forward_signals, _write_pid_file, wait_exit
+    from pyrunc.init import exec_child
+    from pyrunc.linux import libc
+
+    if opts.console_socket and not opts.tty and not opts.process_file:
+        raise PyruncError("cannot use console socket if runc will not detach or allocate tty")
+    cdir, st, status = Container(root, cid).open()
+    try:
+        _check_status(status, opts.ignore_paused)
+        proc = build_process(st.config.get("process", {}), opts)
+        mgr = None
+        if st.cgroup:
+            from pyrunc.container import manager_for
+            mgr = manager_for(st)
+    finally:
+        cdir.unlock()
+    subs = _parse_sub_cgroups(opts.cgroup)
+    if subs and mgr is None:
+        raise PyruncError("--cgroup: the container has no cgroup")
+    if proc.get("terminal") and opts.detach and not opts.console_socket:
+        raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
+    plan = exec_child.ExecPlan(pid=st.pid, cfg=st.config, proc=proc,
+                               keep_fds=opts.preserve_fds)
+    parent_sock, child_sock = sync.pair()
+    if not opts.detach:
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)  # the grandchild becomes ours to reap
+    pid = os.fork()
+    if pid == 0:
+        parent_sock.close()
+        exec_child.run(child_sock, plan)
+    child_sock.close()
+    exec_pid = 0
+    try:
+        if mgr is not None:
+            mgr.apply(pid)  # before the child forks: the exec'd process inherits it
+            if subs:
+                _join_sub_cgroups(mgr, subs, pid)
+        sync.send(parent_sock, {"type": "go"})
+        exec_pid = sync.expect(parent_sock, "pid")["pid"]
+        master = -1
+        if proc.get("terminal"):
+            master = sync.expect(parent_sock, "pty")["fds"][0]
+        msg, _ = sync.recv(parent_sock)  # EOF: execve happened (the socket is close-on-exec)
+        if "error" in msg:
+            raise PyruncError(msg["error"])
+    except BaseException:
+        parent_sock.close()  # a child still waiting for "go" sees EOF and exits
+        if exec_pid:
+            from pyrunc.container import _kill_and_wait
+            _kill_and_wait(exec_pid)
+        _reap(pid)
+        raise
+    finally:
+        parent_sock.close()
+    _reap(pid)
+    if opts.pid_file:
+        _write_pid_file(opts.pid_file, exec_pid)
+    if master >= 0 and opts.console_socket:
+        sync.send_fd_over_unix(opts.console_socket, master, "/dev/ptmx")
+        os.close(master)
+        master = -1
+    if opts.detach:
+        if master >= 0:
+            os.close(master)
+        return 0
+    _forward_signals(exec_pid)
+    if master < 0:
+        return wait_exit(exec_pid)
+    return _wait_with_proxy(exec_pid, master)
+
+
+def _parse_sub_cgroups(values: list[str] | str | None) -> dict[str, str]:
+    """runc's --cgroup: PATH (every controller) or CTRL[,CTRL]:PATH; "" keys all."""
+    if not values:
+        return {}
+    out: dict[str, str] = {}
+    for v in [values] if isinstance(values, str) else values:
+        ctrls, sep, path = v.rpartition(":")
+        if not path or os.path.isabs(path) or ".." in path.split("/"):
+            raise PyruncError(f"--cgroup: invalid sub-cgroup path in {v!r}: want a relative "
+                              "path without '..'")
+        for c in (ctrls.split(",") if sep else [""]):
+            if c in out:
+                raise PyruncError(f"--cgroup: controller {c or 'all'!r} given twice")
+            out[c] = path
+    return out
+
+
+def _join_sub_cgroups(mgr: Any, subs: dict[str, str], pid: int) -> None:
+    dirs: dict[str, str] = getattr(mgr, "dirs", {})
+    used: set[str] = set()
+    for key, d in dirs.items():
+        ctrls = key.split(",") if key else [""]
+        path = next((subs[c] for c in ctrls if c in subs), subs.get(""))
+        used.update(c for c in ctrls if c in subs)
+        if path is None:
+            continue
+        target = os.path.join(d, path, "cgroup.procs")
+        try:
+            with open(target, "w") as f:
+                f.write(str(pid))
+        except OSError as e:
+            raise PyruncError(f"--cgroup: cannot join {os.path.join(d, path)}: "
+                              f"{e.strerror}") from None
+    unknown = set(subs) - used - {""}
+    if unknown:
+        raise PyruncError(f"--cgroup: controller {sorted(unknown)[0]!r} is not in use "
+                          "by the container")
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _wait_with_proxy(pid: int, master: int) -> int:
+    import threading
+
+    from pyrunc.container import wait_exit
+    from pyrunc.terminal import prepare_proxy, proxy, restore
+
+    saved = prepare_proxy(master)
+    stop = [False]
+    t = threading.Thread(target=proxy, args=(master, stop), daemon=True)
+    t.start()
+    try:
+        status = wait_exit(pid)
+        t.join(1.0)
+        stop[0] = True
+    finally:
+        restore(saved)
+    return status

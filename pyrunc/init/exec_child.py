@@ -1,0 +1,164 @@
+"""`pyrunc exec`, child side. Two forked processes that never return:
+
+  joiner: non-dumpable at once (CVE-2019-5736), opens every namespace of the
+      container's init, joins them user first, enters its root, then forks;
+      setns(pid) only applies to children, so the fork lands inside.
+  final: pty, cwd, env, rlimits, LSM, seccomp, user and caps, closes every
+      fd not asked for, execve. Errors go to the parent over the sync socket,
+      which is close-on-exec: EOF there means execve succeeded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+
+from pyrunc import sync
+from pyrunc.linux import libc as L
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+    from typing import Any, NoReturn
+
+# config type -> (/proc/<pid>/ns name, setns flag); user first, mount last so
+# the /proc paths stay valid while we join.
+NS_ORDER = [("user", "user", L.CLONE_NEWUSER), ("ipc", "ipc", L.CLONE_NEWIPC),
+            ("uts", "uts", L.CLONE_NEWUTS), ("network", "net", L.CLONE_NEWNET),
+            ("pid", "pid", L.CLONE_NEWPID), ("cgroup", "cgroup", L.CLONE_NEWCGROUP),
+            ("time", "time", L.CLONE_NEWTIME), ("mount", "mnt", L.CLONE_NEWNS)]
+
+
+class ExecPlan:
+    """What the parent hands to the forked child (shared by fork, not sent)."""
+
+    def __init__(self, pid: int, cfg: dict[str, Any], proc: dict[str, Any],
+                 keep_fds: int = 0) -> None:
+        self.pid = pid
+        self.cfg = cfg
+        self.proc = proc
+        self.keep_fds = keep_fds
+
+
+def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
+    from pyrunc.init.main import describe
+
+    if os.environ.get("PYRUNC_DEBUG_INIT"):
+        import traceback
+
+        traceback.print_exc()
+    try:
+        sync.send(sock, {"error": describe(e).replace("container init: ", "exec: ", 1)})
+    except OSError:
+        print(f"pyrunc exec: {describe(e)}", file=sys.stderr)
+    os._exit(1)
+
+
+def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
+    # Before anything else, and before we are in the container's pid namespace.
+    L.prctl(L.PR_SET_DUMPABLE, 0)
+    L.prctl(L.PR_SET_PDEATHSIG, 9)
+    try:
+        # Everything the final child needs, imported while host files are reachable.
+        import _socket
+
+        from pyrunc import terminal  # noqa: F401
+        from pyrunc.init import lsm, main, process  # noqa: F401
+        if plan.cfg.get("linux", {}).get("seccomp"):
+            from pyrunc.linux import seccomp  # noqa: F401
+        # The sync fd must sit above the preserved fds so close_fds keeps it apart.
+        high = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3 + plan.keep_fds)
+        sock.close()
+        sock = _socket.socket(fileno=high)
+        if sync.recv(sock)[0].get("type") != "go":
+            os._exit(1)  # the parent gave up (its error is the one to report)
+        # The parent has put us in the cgroup.
+        types = {ns["type"] for ns in plan.cfg.get("linux", {}).get("namespaces", [])}
+        fds: list[tuple[int, int, str]] = []
+        for t, name, flag in NS_ORDER:
+            if t not in types:
+                continue
+            path = f"/proc/{plan.pid}/ns/{name}"
+            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue  # already there (setns to our own user ns is EINVAL)
+            fds.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path))
+        root = os.open(f"/proc/{plan.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        for fd, flag, path in fds:
+            L.setns(fd, flag, path)
+            os.close(fd)
+            if flag == L.CLONE_NEWUSER:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+        os.fchdir(root)
+        os.chroot(".")
+        os.close(root)
+        os.chdir("/")
+        pid = os.fork()
+        if pid == 0:
+            _final(sock, plan)
+        sync.send(sock, {"type": "pid", "pid": pid})
+    except BaseException as e:  # noqa: BLE001 - everything must reach the parent
+        _fail(sock, e)
+    os._exit(0)
+
+
+def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
+    from pyrunc.init import lsm, process
+
+    proc = plan.proc
+    linux = plan.cfg.get("linux", {})
+    try:
+        if proc.get("terminal"):
+            from pyrunc.terminal import make_controlling, open_pty_in_container, set_winsize
+
+            os.setsid()
+            master, slave, _path = open_pty_in_container()
+            if "consoleSize" in proc:
+                set_winsize(master, proc["consoleSize"]["height"], proc["consoleSize"]["width"])
+            sync.send(sock, {"type": "pty"}, [master])
+            os.close(master)
+            make_controlling(slave)
+            os.close(slave)
+        env = process.build_env(proc.get("env", []))
+        user = proc.get("user", {})
+        if "HOME" not in env:
+            env["HOME"] = process.home_for(user.get("uid", 0))
+        args = proc["args"]
+        cwd = proc.get("cwd", "/")
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            raise process.ProcessError(
+                f'chdir to cwd ("{cwd}") set in config.json failed: '
+                f"{(e.strerror or str(e)).lower()}") from None
+        exe = process.look_path(args[0], env.get("PATH"))
+        sets = process.cap_sets(proc.get("capabilities"))
+        process.set_rlimits(proc.get("rlimits", []))
+        os.umask(user.get("umask", 0o022))
+        lsm.apply_on_exec(proc)
+        seccomp_cfg = linux.get("seccomp")
+        if seccomp_cfg:
+            if not proc.get("noNewPrivileges"):
+                _install_seccomp(seccomp_cfg)  # needs CAP_SYS_ADMIN, dropped next
+                seccomp_cfg = None
+        process.apply_user_and_caps(proc, sets)
+        if seccomp_cfg:
+            _install_seccomp(seccomp_cfg)  # under no_new_privs: as late as possible
+        pause = os.environ.get("PYRUNC_TEST_EXEC_PAUSE")
+        if pause:
+            import time
+            time.sleep(float(pause))  # tests: inspect the joining process before execve
+        process.close_fds(2 + plan.keep_fds, also_keep=sock.fileno())
+        os.execve(exe, args, env)
+    except BaseException as e:  # noqa: BLE001
+        _fail(sock, e)
+    os._exit(1)
+
+
+def _install_seccomp(cfg: dict[str, Any]) -> None:
+    from pyrunc.linux import seccomp
+
+    listener = seccomp.install(cfg)
+    if listener is not None:
+        os.close(listener)  # exec does not forward a notify listener (yet)
