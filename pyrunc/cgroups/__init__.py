@@ -272,15 +272,15 @@ class Manager:
         blkio = res.get("blockIO") or {}
         if blkio.get("weight") is not None:
             bdir = self._dir("blkio") or ""
-            name = next((n for n in ("blkio.bfq.weight", "blkio.weight")
-                         if os.path.exists(os.path.join(bdir, n))), None)
-            if name is None:  # no CFQ/BFQ scheduler: runc skips it too
+            wname = next((n for n in ("blkio.bfq.weight", "blkio.weight")
+                          if os.path.exists(os.path.join(bdir, n))), None)
+            if wname is None:  # no CFQ/BFQ scheduler: runc skips it too
                 from pyrunc import log
 
                 log.warning("linux.resources.blockIO.weight: this kernel's I/O scheduler "
                             "offers no blkio weight; ignored")
             else:
-                self._write("blkio", name, blkio["weight"], "blockIO.weight")
+                self._write("blkio", wname, blkio["weight"], "blockIO.weight")
         for hp in res.get("hugepageLimits") or []:
             if self._dir("hugetlb") is None and "" in self.dirs:
                 self._write_unified(f"hugetlb.{hp['pageSize']}.max", hp["limit"],
