@@ -207,7 +207,7 @@ class Manager:
     def _write(self, ctrl: str, name: str, value: Any, field: str) -> None:
         d = self._dir(ctrl)
         if d is None:
-            raise PyruncError(f"config.json: linux.resources.{field}: the {ctrl} cgroup "
+            raise PyruncError(f"linux.resources.{field}: the {ctrl} cgroup "
                               "controller is not available on this host")
         try:
             with open(os.path.join(d, name), "w") as f:
@@ -215,7 +215,7 @@ class Manager:
         except OSError as e:
             if self.rootless and e.errno in (errno.EACCES, errno.EPERM):
                 return
-            raise PyruncError(f"config.json: linux.resources.{field}: cannot write {value!r} "
+            raise PyruncError(f"linux.resources.{field}: cannot write {value!r} "
                               f"to {name}: {e.strerror}") from None
 
     def set(self, res: dict[str, Any]) -> None:
@@ -244,13 +244,15 @@ class Manager:
                             rule, f"devices[{i}]")
             for rule in DEFAULT_DEVICE_RULES:
                 self._write("devices", "devices.allow", rule, "devices")
+        # Zero means "not set" for these values (runc's rule; docker always
+        # sends shares 0, blkio weight 0, period 0...).
         mem = res.get("memory") or {}
-        for key, name in (("reservation", "memory.soft_limit_in_bytes"),
-                          ("limit", "memory.limit_in_bytes"),
-                          ("swap", "memory.memsw.limit_in_bytes"),
-                          ("swappiness", "memory.swappiness")):
-            if mem.get(key) is not None:
-                self._write("memory", name, mem[key], f"memory.{key}")
+        if _given(mem, "reservation"):
+            self._write("memory", "memory.soft_limit_in_bytes", mem["reservation"],
+                        "memory.reservation")
+        self._set_memory_v1(mem.get("limit") or 0, mem.get("swap") or 0)
+        if mem.get("swappiness") not in (None, -1):
+            self._write("memory", "memory.swappiness", mem["swappiness"], "memory.swappiness")
         if mem.get("disableOOMKiller"):
             self._write("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
         cpu = res.get("cpu") or {}
@@ -263,14 +265,15 @@ class Manager:
                                 ("idle", "cpu", "cpu.idle"),
                                 ("cpus", "cpuset", "cpuset.cpus"),
                                 ("mems", "cpuset", "cpuset.mems")):
-            if cpu.get(key) not in (None, ""):
+            zero_is_unset = key not in ("burst", "idle")
+            if cpu.get(key) not in (None, "") and (cpu[key] != 0 or not zero_is_unset):
                 self._write(ctrl, name, cpu[key], f"cpu.{key}")
         pids = res.get("pids") or {}
-        if pids.get("limit") is not None:
+        if _given(pids, "limit"):
             limit = pids["limit"]
             self._write("pids", "pids.max", "max" if limit <= 0 else limit, "pids.limit")
         blkio = res.get("blockIO") or {}
-        if blkio.get("weight") is not None:
+        if _given(blkio, "weight"):
             bdir = self._dir("blkio") or ""
             wname = next((n for n in ("blkio.bfq.weight", "blkio.weight")
                           if os.path.exists(os.path.join(bdir, n))), None)
@@ -289,21 +292,42 @@ class Manager:
                 self._write("hugetlb", f"hugetlb.{hp['pageSize']}.limit_in_bytes",
                             hp["limit"], "hugepageLimits")
 
+    def _set_memory_v1(self, limit: int, swap: int) -> None:
+        """memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes: write
+        them in the order that keeps that true (runc's setMemoryAndSwap)."""
+        if not limit and not swap:
+            return
+        writes = []
+        if limit:
+            writes.append(("memory.limit_in_bytes", limit, "memory.limit"))
+        if swap:
+            writes.append(("memory.memsw.limit_in_bytes", swap, "memory.swap"))
+        d = self._dir("memory") or ""
+        try:
+            with open(os.path.join(d, "memory.memsw.limit_in_bytes")) as f:
+                current_swap = int(f.read())
+        except (OSError, ValueError):
+            current_swap = 0
+        if swap and (swap == -1 or limit == -1 or limit > current_swap):
+            writes.reverse()  # raise the memory+swap ceiling first
+        for name, value, field in writes:
+            self._write("memory", name, value, field)
+
     def _write_unified(self, name: str, value: Any, field: str) -> None:
         d = self.dirs[""]
         try:
             with open(os.path.join(d, name), "w") as f:
                 f.write(str(value))
         except OSError as e:
-            raise PyruncError(f"config.json: linux.resources.{field}: cannot write {value!r} "
+            raise PyruncError(f"linux.resources.{field}: cannot write {value!r} "
                               f"to {name}: {e.strerror}") from None
 
     def _set_v2(self, res: dict[str, Any]) -> None:
         mem = res.get("memory") or {}
-        if mem.get("limit") is not None:
+        if _given(mem, "limit"):
             self._write_unified("memory.max", "max" if mem["limit"] < 0 else mem["limit"],
                                 "memory.limit")
-        if mem.get("reservation") is not None:
+        if _given(mem, "reservation"):
             self._write_unified("memory.low", mem["reservation"], "memory.reservation")
         if mem.get("swap") is not None and mem.get("limit") is not None and mem["swap"] > 0:
             self._write_unified("memory.swap.max", mem["swap"] - mem["limit"], "memory.swap")
@@ -311,12 +335,12 @@ class Manager:
         if cpu.get("shares"):
             shares = cpu["shares"]
             self._write_unified("cpu.weight", shares_to_weight(shares), "cpu.shares")
-        if cpu.get("quota") is not None or cpu.get("period") is not None:
+        if _given(cpu, "quota") or _given(cpu, "period"):
             quota = cpu.get("quota")
             self._write_unified("cpu.max", f"{'max' if not quota or quota < 0 else quota} "
                                 f"{cpu.get('period') or 100000}", "cpu.quota")
         pids = res.get("pids") or {}
-        if pids.get("limit") is not None:
+        if _given(pids, "limit"):
             limit = pids["limit"]
             self._write_unified("pids.max", "max" if limit <= 0 else limit, "pids.limit")
         for k, v in (res.get("unified") or {}).items():
@@ -345,6 +369,10 @@ class Manager:
             "pids": {"current": num("pids", "pids.current")},
         }
         return out
+
+
+def _given(section: dict[str, Any], key: str) -> bool:
+    return section.get(key) not in (None, 0)
 
 
 def shares_to_weight(shares: int) -> int:

@@ -149,3 +149,23 @@ def test_denied_device_cannot_be_opened(rt: Runtime) -> None:
     assert "allowed" in p.stdout
     # allowed, 240:0 would say "No such device or address"; denied, it is EPERM
     assert "Operation not permitted" in p.stdout and "denied" in p.stdout
+
+
+def test_zero_values_mean_unset(rt: Runtime) -> None:
+    # docker always sends these zeros; like runc they leave the kernel defaults
+    cid, pid = start(rt, **{"linux.resources": {
+        "devices": [{"allow": False, "access": "rwm"}],
+        "memory": {"limit": 0, "reservation": 0, "swap": 0},
+        "cpu": {"shares": 0, "quota": 0, "period": 0}, "blockIO": {"weight": 0},
+        "pids": {"limit": 0}}})
+    assert (cgroup_dir(pid, "cpu") / "cpu.shares").read_text().strip() == "1024"
+    assert (cgroup_dir(pid, "pids") / "pids.max").read_text().strip() == "max"
+    p = rt("update", "-r", "-", cid, input=json.dumps(
+        {"memory": {"limit": 64 << 20, "reservation": 0, "swap": 128 << 20, "kernel": 0},
+         "cpu": {"shares": 0, "quota": 50000, "period": 0}, "blockIO": {"weight": 0}}))
+    assert p.returncode == 0, p.stderr
+    mem = cgroup_dir(pid, "memory")
+    assert (mem / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+    assert (mem / "memory.memsw.limit_in_bytes").read_text().strip() == str(128 << 20)
+    assert (cgroup_dir(pid, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "50000"
+    rt("delete", "-f", cid, check=True)
