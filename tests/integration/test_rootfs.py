@@ -304,3 +304,22 @@ def test_terminal_in_the_foreground(rt: Runtime) -> None:
     out = p.stdout.replace("\r", "")
     assert "/dev/pts/0" in out and "31 97" in out, out
     assert p.returncode == 5
+
+
+def test_recursive_read_only_bind(rt: Runtime, tmp_path: Path) -> None:
+    # "rro" (mount_setattr AT_RECURSIVE) makes submounts read-only too; "ro" would not.
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(src / "sub")], check=True)
+    try:
+        b = rt.bundle(**{"process.args": ["sh", "-c", "touch /mnt/a 2>/dev/null || echo ro-top; "
+                                          "touch /mnt/sub/b 2>/dev/null || echo ro-sub"]})
+        cfg = rt.config(b)
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(src),
+                              "options": ["rbind", "rro"]})
+        rt.write_config(b, cfg)
+        p = rt("run", "-b", str(b), rt.new_id())
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split() == ["ro-top", "ro-sub"]
+    finally:
+        subprocess.run(["umount", str(src / "sub")], check=True)
