@@ -156,16 +156,23 @@ class Container:
                 if "error" in msg:
                     raise PyruncError(msg["error"])
                 if msg.get("type") != "pid":
-                    raise PyruncError("container init exited unexpectedly")
+                    raise PyruncError("container init exited unexpectedly "
+                                      f"({_exit_description(child)})")
                 init_pid = int(msg["pid"])
                 st.pid = init_pid
                 st.init_start = proc_start_time(init_pid) or 0
                 cdir.save(st)
             except BaseException:
-                os.kill(child, 9)  # SIGKILL: it may be blocked waiting for us
+                try:
+                    os.kill(child, 9)  # SIGKILL: it may be blocked waiting for us
+                except ProcessLookupError:
+                    pass
                 raise
             finally:
-                os.waitpid(child, 0)
+                try:
+                    os.waitpid(child, 0)
+                except ChildProcessError:  # already reaped for its exit status
+                    pass
             if linux.get("netDevices"):
                 from pyrunc.netdev import move_devices
                 move_devices(linux["netDevices"], init_pid)
@@ -355,6 +362,17 @@ def _send_seccomp_listener(seccomp_cfg: dict[str, Any], fds: list[int],
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _exit_description(pid: int) -> str:
+    """How a child we are about to give up on ended (reaped here)."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return "already reaped"
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.WEXITSTATUS(status)}"
 
 
 def _poststop(st: State, status: str) -> None:
