@@ -156,23 +156,20 @@ class Container:
                 if "error" in msg:
                     raise PyruncError(msg["error"])
                 if msg.get("type") != "pid":
-                    raise PyruncError("container init exited unexpectedly "
-                                      f"({_exit_description(child)})")
+                    how = _exit_description(child)
+                    child = 0  # reaped: never signal a pid that may be reused
+                    raise PyruncError(f"container init exited unexpectedly ({how})")
                 init_pid = int(msg["pid"])
                 st.pid = init_pid
                 st.init_start = proc_start_time(init_pid) or 0
                 cdir.save(st)
             except BaseException:
-                try:
+                if child:
                     os.kill(child, 9)  # SIGKILL: it may be blocked waiting for us
-                except ProcessLookupError:
-                    pass
                 raise
             finally:
-                try:
+                if child:
                     os.waitpid(child, 0)
-                except ChildProcessError:  # already reaped for its exit status
-                    pass
             if linux.get("netDevices"):
                 from pyrunc.netdev import move_devices
                 move_devices(linux["netDevices"], init_pid)
