@@ -5,11 +5,11 @@ container also gets a cgroup, like runc's "hybrid join"), cgroupfs driver.
 Paths follow runc's cgroupfs driver: an absolute cgroupsPath hangs under each
 hierarchy's root; a relative one, and the default (the container id), under
 the caller's own cgroup in each hierarchy. Only the directories created here
-are ever removed. Stdlib only, nothing heavy at import time."""
+are ever removed. Stdlib only, nothing heavy at import time (not even contextlib: `state` pays
+for every import here)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import time
@@ -132,14 +132,19 @@ class Manager:
         out: set[int] = set()
         for d in self.dirs.values():
             for root, _, _ in os.walk(d):
-                with contextlib.suppress(OSError), open(os.path.join(root, "cgroup.procs")) as f:
-                    out.update(int(x) for x in f.read().split())
+                try:
+                    with open(os.path.join(root, "cgroup.procs")) as f:
+                        out.update(int(x) for x in f.read().split())
+                except OSError:
+                    pass
         return sorted(out)
 
     def signal_all(self, sig: int) -> None:
         for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def _freezer(self) -> tuple[str, bool]:
         d = self._dir("freezer")
