@@ -203,16 +203,14 @@ class Container:
 
     @staticmethod
     def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
-        def fmt(maps: list[dict[str, int]]) -> str:
-            return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+        from pyrunc.linux.userns import write_id_maps
+
+        setgroups = None
+        if linux.get("gidMappings") is not None:
+            setgroups = "allow" if os.geteuid() == 0 else "deny"
         try:
-            if linux.get("gidMappings") is not None:
-                with open(f"/proc/{pid}/setgroups", "w") as f:
-                    f.write("allow" if os.geteuid() == 0 else "deny")
-            with open(f"/proc/{pid}/uid_map", "w") as f:
-                f.write(fmt(linux.get("uidMappings", [])))
-            with open(f"/proc/{pid}/gid_map", "w") as f:
-                f.write(fmt(linux.get("gidMappings", [])))
+            write_id_maps(pid, linux.get("uidMappings", []), linux.get("gidMappings", []),
+                          setgroups)
         except OSError as e:
             raise PyruncError(f"config.json: linux.uidMappings/gidMappings: cannot write id "
                               f"maps: {e.strerror}") from None

@@ -12,6 +12,7 @@ from pyrunc import mountinfo
 from pyrunc.init import mountopts
 from pyrunc.init.paths import mkdir_all, secure_join, touch
 from pyrunc.linux import libc as L
+from pyrunc.linux.userns import write_id_maps
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -208,13 +209,7 @@ def _userns_with_maps(uid_maps: list[dict[str, int]], gid_maps: list[dict[str, i
         proc_pid = os.read(back_r, 32).decode()
         if not proc_pid:
             raise OSError("could not create a user namespace for an idmapped mount")
-
-        def fmt(maps: list[dict[str, int]]) -> str:
-            return "".join(f"{x['containerID']} {x['hostID']} {x['size']}\n" for x in maps)
-        with open(f"/proc/{proc_pid}/uid_map", "w") as f:
-            f.write(fmt(uid_maps))
-        with open(f"/proc/{proc_pid}/gid_map", "w") as f:
-            f.write(fmt(gid_maps))
+        write_id_maps(proc_pid, uid_maps, gid_maps)
         return os.open(f"/proc/{proc_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(w)
