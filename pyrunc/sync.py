@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _socket
 import array  # (imported here: init may need it after pivot_root, when imports fail)
+import os
 
 from pyrunc.errors import PyruncError
 from pyrunc.fastjson import dumps, loads
@@ -15,7 +16,8 @@ from pyrunc.fastjson import dumps, loads
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
     from _socket import socket as Socket
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, NoReturn
 
 _MAX = 1 << 16
 
@@ -45,6 +47,21 @@ def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
             _socket.close(fd)
         return {"eof": True}, []
     return loads(data.decode()), fds
+
+
+def fork_then_report(sock: Socket, child: Callable[[], NoReturn]) -> None:
+    """Fork; tell the parent the child's pid; only then let the child run.
+    Both hold sock, so the child must not speak before the pid is sent."""
+    turn_r, turn_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(turn_w)
+        os.read(turn_r, 1)  # returns once the pipe is closed below
+        os.close(turn_r)
+        child()
+    os.close(turn_r)
+    send(sock, {"type": "pid", "pid": pid})
+    os.close(turn_w)
 
 
 def expect(sock: Socket, kind: str) -> dict[str, Any]:

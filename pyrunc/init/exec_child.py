@@ -94,17 +94,7 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         os.chroot(".")
         os.close(root)
         os.chdir("/")
-        # The final process shares our socket: it waits until its pid is sent.
-        turn_r, turn_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(turn_w)
-            os.read(turn_r, 1)
-            os.close(turn_r)
-            _final(sock, plan)
-        os.close(turn_r)
-        sync.send(sock, {"type": "pid", "pid": pid})
-        os.close(turn_w)
+        sync.fork_then_report(sock, lambda: _final(sock, plan))
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
     os._exit(0)

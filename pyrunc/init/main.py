@@ -132,18 +132,7 @@ def stage1(sock: _socket.socket, plan: Plan) -> NoReturn:
             L.unshare(flags)
         if "time" in nss and not nss["time"]:
             _write_time_offsets(plan.cfg.get("linux", {}).get("timeOffsets", {}))
-        # Stage 2 shares our socket: it must not speak before we have told the
-        # parent its pid, so it waits for this pipe to close.
-        turn_r, turn_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(turn_w)
-            os.read(turn_r, 1)
-            os.close(turn_r)
-            stage2(sock, plan, in_userns="user" in nss)
-        os.close(turn_r)
-        sync.send(sock, {"type": "pid", "pid": pid})
-        os.close(turn_w)
+        sync.fork_then_report(sock, lambda: stage2(sock, plan, in_userns="user" in nss))
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
     os._exit(0)
