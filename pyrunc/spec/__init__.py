@@ -1,6 +1,10 @@
 """config.json: loading, validation and the `spec` template.
 
-(Fallback version: hand-written checks of the fields pyrunc relies on.)"""
+The create path validates with hand-written checks of the fields pyrunc
+relies on (fast: no jsonschema import). The project's JSON schema,
+schema/config-schema.json, is the full contract; tests prove that whatever
+these checks refuse, the schema refuses too, on the spec's corpus and on
+mutated configs (tests/unit/test_spec_schema.py)."""
 
 from __future__ import annotations
 
@@ -90,9 +94,8 @@ def validate_config(cfg: Any, source: str = "config.json") -> None:
     if "path" not in root:
         raise _fail(source, "root", "'path' is a required property")
     _type(source, "root.path", root["path"], str, "string")
-    if "process" not in cfg:
-        raise _fail(source, "", "'process' is a required property")
-    validate_process(cfg["process"], source, "process")
+    if "process" in cfg:  # optional in the spec; check_semantics requires it
+        validate_process(cfg["process"], source, "process")
     for i, m in enumerate(cfg.get("mounts", [])):
         if "destination" not in m:
             raise _fail(source, f"mounts[{i}]", "'destination' is a required property")
@@ -113,6 +116,9 @@ def validate_config(cfg: Any, source: str = "config.json") -> None:
 
 
 def check_semantics(cfg: dict[str, Any], bundle: str) -> None:
+    if "process" not in cfg:
+        raise ConfigError("config.json: 'process' is a required property (the spec makes it "
+                          "optional, but a container cannot be created without one)")
     rootfs = os.path.join(bundle, cfg["root"]["path"])
     if not os.path.isdir(rootfs):
         raise ConfigError(f"config.json: root.path: rootfs {rootfs!r} does not exist or is not "
