@@ -1,0 +1,68 @@
+"""Checks of a schema-valid config.json that a schema cannot express: the
+bundle on disk and rules tying fields together. Each failure is one line
+naming the field. (args[0] is looked up inside the rootfs by create.)"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from pyrunc.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_SRC = "config.json"
+
+
+def _fail(path: str, message: str) -> ConfigError:
+    return ConfigError(f"{_SRC}: {path}: {message}")
+
+
+def _rootfs(cfg: dict[str, Any], bundle: str) -> None:
+    rootfs = os.path.join(bundle, cfg["root"]["path"])  # an absolute root.path stays as is
+    try:
+        st = os.stat(rootfs)
+    except OSError as e:
+        raise _fail("root.path", f"rootfs {rootfs}: {(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise _fail("root.path", f"rootfs {rootfs} is not a directory")
+
+
+def _process(cfg: dict[str, Any]) -> None:
+    proc = cfg.get("process")
+    if proc is None:  # optional in the spec until start; create needs it (so does runc)
+        raise ConfigError(f"{_SRC}: 'process' is a required property (the spec makes it "
+                          "optional, but a container cannot be created without one)")
+    if not proc["cwd"].startswith("/"):
+        raise _fail("process.cwd", f"{proc['cwd']!r} is not an absolute path")
+
+
+def _namespaces(cfg: dict[str, Any]) -> None:
+    linux = cfg.get("linux", {})
+    kinds: dict[str, dict[str, Any]] = {}
+    for i, ns in enumerate(linux.get("namespaces", [])):
+        if ns["type"] in kinds:
+            raise _fail("linux.namespaces", f"duplicate namespace type {ns['type']!r}")
+        kinds[ns["type"]] = ns
+        if "path" in ns and not ns["path"].startswith("/"):
+            raise _fail(f"linux.namespaces[{i}].path", f"{ns['path']!r} is not an absolute path")
+    mappings = [k for k in ("uidMappings", "gidMappings") if k in linux]
+    user = kinds.get("user")
+    if user is None and mappings:
+        raise _fail(f"linux.{mappings[0]}", "user namespace mappings specified, but no user "
+                    "namespace in linux.namespaces")
+    if user is not None and "path" not in user and not mappings:
+        raise _fail("linux.namespaces", "user namespace enabled, but no namespace path to join "
+                    "nor linux.uidMappings/gidMappings to apply")
+    for field in ("hostname", "domainname"):
+        if cfg.get(field) and "uts" not in kinds:
+            raise _fail(field, f"unable to set {field} without a private UTS namespace")
+
+
+def check_semantics(cfg: dict[str, Any], bundle: str) -> None:
+    """Raise ConfigError for the first rule `cfg` (schema-valid) breaks."""
+    _process(cfg)
+    _rootfs(cfg, bundle)
+    _namespaces(cfg)
