@@ -4,7 +4,6 @@ disk: a dead or recycled init pid reads as stopped."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 
@@ -217,6 +216,3 @@ def oci_state(st: State, status: str) -> dict[str, Any]:
     out["owner"] = st.owner
     return out
 
-
-def is_missing(e: OSError) -> bool:
-    return e.errno in (errno.ENOENT, errno.ESRCH)

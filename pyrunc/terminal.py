@@ -114,6 +114,3 @@ def proxy(master: int, stop: list[bool]) -> None:
     except OSError:
         pass
 
-
-def fd_array(fds: list[int]) -> bytes:
-    return array.array("i", fds).tobytes()

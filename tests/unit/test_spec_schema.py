@@ -1,6 +1,6 @@
 """The project's config schema (pyrunc/spec/schema/) against the spec's own
-good/bad corpus, and against the fast hand-written validator used on the
-create path: whatever the fast path refuses, the schema refuses too."""
+good/bad corpus, and against the validator generated from it that runs on
+the create path: whatever the fast path refuses, the schema refuses too."""
 
 from __future__ import annotations
 
