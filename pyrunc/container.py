@@ -76,7 +76,7 @@ class Container:
     # ---- create -----------------------------------------------------------
     def create(self, opts: CreateOptions, console: _socket.socket | None = None) -> State:
         from pyrunc import cgroups, spec, sync
-        from pyrunc.init.main import Plan, stage1
+        from pyrunc.init.plan import Plan
 
         bundle = os.path.abspath(opts.bundle)
         try:
@@ -140,14 +140,24 @@ class Container:
             child = os.fork()
             if child == 0:
                 psock.close()
+                # Imported here, not before the fork: while the parent's
+                # cgroup migration waits on the kernel (~10 ms), we import.
+                from pyrunc.init.main import stage1
+
                 stage1(csock, plan)
             csock.close()
             os.close(plan.fifo_fd)
             if console is not None:
                 console.close()
             try:
-                mgr.apply(child)
-                sync.send(psock, {"type": "go"})
+                # The first cgroup move in a while waits for an RCU grace period
+                # in the kernel (~10 ms; runc waits too). Stage 1 does not wait
+                # for it: this move only starts the clock while it works; init
+                # is moved below, and builds the rootfs meanwhile.
+                try:
+                    mgr.apply(child)
+                except PyruncError:
+                    pass  # stage 1 may be gone already; init's move below decides
                 msg = sync.recv(psock)[0]
                 if msg.get("type") == "userns":
                     self._write_id_maps(child, linux)
@@ -163,6 +173,8 @@ class Container:
                 st.pid = init_pid
                 st.init_start = proc_start_time(init_pid) or 0
                 cdir.save(st)
+                mgr.apply(init_pid)
+                sync.send(psock, {"type": "cgroup"})
             except BaseException:
                 if child:
                     os.kill(child, 9)  # SIGKILL: it may be blocked waiting for us
@@ -451,13 +463,13 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
     """create + start; in the foreground, relay stdio, signals and the exit status."""
     import _socket
 
-    from pyrunc.linux import libc
-
     c = Container(root, cid)
     console_parent = console_child = None
     if not detach:
         # Init's parent exits early; as subreaper we inherit and can reap it.
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+        from pyrunc.linux.subreaper import become_subreaper
+
+        become_subreaper()
         if not opts.console_socket:
             console_parent, console_child = _socket.socketpair(_socket.AF_UNIX,
                                                                _socket.SOCK_STREAM)

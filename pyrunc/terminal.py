@@ -5,11 +5,12 @@ socket proxies it to its own stdio."""
 from __future__ import annotations
 
 import _socket
-import array
 import fcntl
 import os
 import struct
 import termios
+
+from pyrunc.sync import pack_fds, unpack_fds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,14 +40,14 @@ def make_controlling(slave: int) -> None:
 
 def send_fd(sock: _socket.socket, fd: int) -> None:
     """The pty master over the console socket, as runc sends it (SCM_RIGHTS)."""
-    sock.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                   array.array("i", [fd]).tobytes())])
+    sock.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, pack_fds([fd]))])
 
 
 def recv_master(sock: _socket.socket) -> int:
     _msg, ancdata, _flags, _addr = sock.recvmsg(4096, _socket.CMSG_SPACE(4))
-    fds = [array.array("i", data[:4])[0] for level, kind, data in ancdata
-           if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS]
+    fds = [fd for level, kind, data in ancdata
+           if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+           for fd in unpack_fds(data)]
     if not fds:
         raise OSError("console socket: no file descriptor received")
     return fds[0]

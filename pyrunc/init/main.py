@@ -14,6 +14,7 @@ import os
 import sys
 
 from pyrunc import sync
+from pyrunc.init.plan import Plan
 from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -26,30 +27,6 @@ NS_FLAGS = {
     "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "user": L.CLONE_NEWUSER,
     "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME,
 }
-
-
-class Plan:
-    """What the parent hands to the forked stages (shared by fork, not sent)."""
-
-    def __init__(self, cid: str, cfg: dict[str, Any], rootfs: str, fifo: str,
-                 no_pivot: bool = False, no_new_keyring: bool = False,
-                 console: _socket.socket | None = None, keep_fds: int = 0,
-                 sync_hooks: bool = False, close_in_child: list[int] | None = None) -> None:
-        self.cid = cid
-        self.cfg = cfg
-        self.rootfs = rootfs
-        self.fifo = fifo
-        self.fifo_fd = -1  # O_PATH fd of the fifo, opened by the parent
-        self.no_pivot = no_pivot
-        self.no_new_keyring = no_new_keyring
-        self.console = console
-        # fds 3..3+keep_fds-1 pass to the container (LISTEN_FDS + preserve)
-        self.keep_fds = keep_fds
-        self.extra_env: dict[str, str] = {}
-        # pause before pivot_root so the parent runs its hooks
-        self.sync_hooks = sync_hooks
-        # the parent's lock fd, etc.: a shared flock would outlive its unlock
-        self.close_in_child = close_in_child or []
 
 
 def describe(e: BaseException) -> str:
@@ -102,7 +79,6 @@ def stage1(sock: _socket.socket, plan: Plan) -> NoReturn:
         L.prctl(L.PR_SET_PDEATHSIG, 9)
         for fd in plan.close_in_child:
             os.close(fd)  # a shared flock would outlive the parent's unlock
-        sync.expect(sock, "go")
         nss = {ns["type"]: ns.get("path") for ns in plan.cfg.get("linux", {})
                .get("namespaces", [])}
         # Open every namespace path before joining any: later ones may be
@@ -126,7 +102,7 @@ def stage1(sock: _socket.socket, plan: Plan) -> NoReturn:
             os.close(fd)
         flags = 0
         for t, p in nss.items():
-            if not p and t != "user":
+            if not p and t not in ("user", "cgroup"):  # cgroup: in stage 2
                 flags |= NS_FLAGS[t]
         if flags:
             L.unshare(flags)
@@ -150,6 +126,11 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     linux = cfg.get("linux", {})
     nstypes = {ns["type"] for ns in linux.get("namespaces", [])}
     try:
+        # The parent moves us into the container's cgroup; a new cgroup
+        # namespace must be rooted there, and the rootfs shows that cgroup.
+        sync.expect(sock, "cgroup")
+        if "cgroup" in nstypes and not _ns_path(linux, "cgroup"):
+            L.unshare(L.CLONE_NEWCGROUP)
         os.setsid()
         affinity = proc.get("execCPUAffinity", {})
         sched.apply_affinity(affinity.get("initial"), "initial")

@@ -1,0 +1,10 @@
+"""prctl(PR_SET_CHILD_SUBREAPER) through python-prctl: the parents of `run`
+and `exec` need only this call, and ctypes (pyrunc.linux.libc) costs ~1.5 ms
+to import on their hot path."""
+
+import _prctl
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (init, once its first parent exits) become ours to reap."""
+    _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
