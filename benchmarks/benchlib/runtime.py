@@ -47,8 +47,8 @@ class Runtime:
     def spawn(self, *args: str) -> Running:
         return Running(self.argv(*args))
 
-    def call(self, *args: str, capture: bool = False) -> Outcome:
-        return invoke(self.argv(*args), capture)
+    def call(self, *args: str, capture: bool = False, rss: bool = False) -> Outcome:
+        return invoke(self.argv(*args), capture, rss)
 
     def must(self, *args: str) -> Outcome:
         out = self.call(*args)

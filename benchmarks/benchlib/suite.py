@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .proc import RssUnavailable
 from .runtime import BenchFailure, Runtime, pool_map
 
 MS = 1000.0
@@ -59,13 +60,29 @@ def _interleave(rts: list[Runtime], reps: int, rows: list[Row], one: OneRep) -> 
                     r.na[rt.name] = str(exc)
 
 
-def _run_true(rt: Runtime, b: Bundles) -> tuple[float, int]:
+def _run_true(rt: Runtime, b: Bundles) -> float:
     cid = rt.track(rt.new_id())
     out = rt.call("run", "--bundle", str(b["true"]), cid)
     if out.rc != 0:
         raise BenchFailure(f"run: {out.reason()}")
     rt.remove(cid)  # a foreground run deletes its container; this is a no-op then
-    return out.seconds, out.maxrss_kib
+    return out.seconds
+
+
+def _peak_rss(rt: Runtime, *args: str) -> dict[str, float]:
+    """{"rss_<cmd>": MiB} from one extra, untimed call under GNU time (see
+    proc.py for why not wait4); {} where GNU time is missing. The container
+    the call makes is removed."""
+    cid = rt.track(rt.new_id())
+    try:
+        out = rt.call(*args, cid, rss=True)
+    except RssUnavailable:
+        return {}
+    finally:
+        rt.remove(cid)
+    if out.rc != 0:
+        raise BenchFailure(f"{args[0]} (rss run): {out.reason()}")
+    return {f"rss_{args[0]}": out.maxrss_kib / MIB}
 
 
 def _init_pid(rt: Runtime, cid: str) -> int:
@@ -107,8 +124,8 @@ def bench_run(rts: list[Runtime], b: Bundles, s: Settings) -> list[Row]:
     ]
 
     def one(rt: Runtime) -> dict[str, float]:
-        seconds, rss = _run_true(rt, b)
-        return {"run": seconds * MS, "rss_run": rss / MIB}
+        seconds = _run_true(rt, b)
+        return {"run": seconds * MS, **_peak_rss(rt, "run", "--bundle", str(b["true"]))}
 
     _interleave(rts, s.reps, rows, one)
     return rows
@@ -139,8 +156,8 @@ def bench_cycle(rts: list[Runtime], b: Bundles, s: Settings) -> list[Row]:
             "create": times[0] * MS,
             "start": times[1] * MS,
             "delete": times[2] * MS,
-            "rss_create": created.maxrss_kib / MIB,
             "rss_init": hwm / MIB,
+            **_peak_rss(rt, "create", "--bundle", str(b["true"])),
         }
 
     _interleave(rts, s.reps, rows, one)
@@ -151,7 +168,7 @@ def bench_sequential(rts: list[Runtime], b: Bundles, s: Settings) -> list[Row]:
     rows = [Row("sequential", f"{s.seq_n} sequential runs (total)", "s")]
 
     def one(rt: Runtime) -> dict[str, float]:
-        return {"sequential": sum(_run_true(rt, b)[0] for _ in range(s.seq_n))}
+        return {"sequential": sum(_run_true(rt, b) for _ in range(s.seq_n))}
 
     _interleave(rts, s.batch_reps, rows, one)
     return rows
