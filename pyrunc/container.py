@@ -173,8 +173,14 @@ class Container:
                 st.pid = init_pid
                 st.init_start = proc_start_time(init_pid) or 0
                 cdir.save(st)
-                mgr.apply(init_pid)
-                sync.send(psock, {"type": "cgroup"})
+                try:
+                    mgr.apply(init_pid)
+                    sync.send(psock, {"type": "cgroup"})
+                except (PyruncError, OSError):
+                    if proc_start_time(init_pid) == st.init_start:
+                        raise  # init is alive: the move itself failed
+                    sync.expect(psock, "ready")  # init is gone: raises its own error
+                    raise
             except BaseException:
                 if child:
                     os.kill(child, 9)  # SIGKILL: it may be blocked waiting for us

@@ -125,12 +125,21 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     proc = cfg.get("process", {})
     linux = cfg.get("linux", {})
     nstypes = {ns["type"] for ns in linux.get("namespaces", [])}
+    joined = False
+
+    def join_cgroup() -> None:
+        """Wait for the parent's word that we are in the container's cgroups
+        (the kernel may take ~10 ms: we build the rootfs meanwhile). Before a
+        cgroup mount, which shows our cgroups, and before anything forks; a
+        new cgroup namespace is rooted there."""
+        nonlocal joined
+        if not joined:
+            joined = True
+            sync.expect(sock, "cgroup")
+            if "cgroup" in nstypes and not _ns_path(linux, "cgroup"):
+                L.unshare(L.CLONE_NEWCGROUP)
+
     try:
-        # The parent moves us into the container's cgroup; a new cgroup
-        # namespace must be rooted there, and the rootfs shows that cgroup.
-        sync.expect(sock, "cgroup")
-        if "cgroup" in nstypes and not _ns_path(linux, "cgroup"):
-            L.unshare(L.CLONE_NEWCGROUP)
         os.setsid()
         affinity = proc.get("execCPUAffinity", {})
         sched.apply_affinity(affinity.get("initial"), "initial")
@@ -141,7 +150,8 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             link_up("lo")
         fifo_fd = plan.fifo_fd
         if "mount" in nstypes:
-            rootfs.prepare(cfg, plan.rootfs, in_userns)
+            rootfs.prepare(cfg, plan.rootfs, in_userns, before_cgroup=join_cgroup)
+        join_cgroup()
         state: dict[str, Any] = {}
         if plan.sync_hooks:
             sync.send(sock, {"type": "hooks"})

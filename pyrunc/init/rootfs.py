@@ -16,6 +16,7 @@ from pyrunc.linux.userns import write_id_maps
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 DEFAULT_DEVICES = [  # path, type, major, minor, mode: the nodes runc always provides
@@ -43,8 +44,10 @@ def _mount_err(idx: int, m: dict[str, Any], e: OSError) -> MountError:
                       f" on {m['destination']!r}: {e.strerror}")
 
 
-def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool) -> None:
-    """Everything up to (not including) pivot_root."""
+def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool,
+            before_cgroup: Callable[[], None] | None = None) -> None:
+    """Everything up to (not including) pivot_root. before_cgroup runs ahead
+    of a cgroup mount, which shows the cgroups init is in."""
     linux = cfg.get("linux", {})
     prop = mountopts.PROPAGATION.get(linux.get("rootfsPropagation", ""),
                                      L.MS_SLAVE | L.MS_REC)
@@ -56,6 +59,8 @@ def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool) -> None:
 
     dev_bound = False
     for idx, m in enumerate(cfg.get("mounts", [])):
+        if m.get("type") == "cgroup" and before_cgroup is not None:
+            before_cgroup()
         try:
             mount_one(m, rootfs, linux)
         except OSError as e:
