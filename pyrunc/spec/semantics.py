@@ -59,10 +59,31 @@ def _namespaces(cfg: dict[str, Any]) -> None:
     for field in ("hostname", "domainname"):
         if cfg.get(field) and "uts" not in kinds:
             raise _fail(field, f"unable to set {field} without a private UTS namespace")
+        if len(cfg.get(field, "").encode()) > _HOST_NAME_MAX:
+            raise _fail(field, f"longer than the kernel's limit of {_HOST_NAME_MAX} bytes")
+
+
+_HOST_NAME_MAX = 64  # also the limit of domainname (__NEW_UTS_LEN)
+
+
+def _nul_bytes(node: Any, path: str = "") -> None:
+    """No string can carry a NUL to the kernel: say which field has one."""
+    if isinstance(node, str):
+        if "\0" in node:
+            raise _fail(path or "(top)", "contains a NUL byte")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if "\0" in key:
+                raise _fail(path or "(top)", f"key {key!r} contains a NUL byte")
+            _nul_bytes(value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _nul_bytes(value, f"{path}[{i}]")
 
 
 def check_semantics(cfg: dict[str, Any], bundle: str) -> None:
     """Raise ConfigError for the first rule `cfg` (schema-valid) breaks."""
+    _nul_bytes(cfg)
     _process(cfg)
     _rootfs(cfg, bundle)
     _namespaces(cfg)

@@ -166,6 +166,12 @@ SEMANTIC_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("domainname-without-uts", edit(lambda c: (c.pop("hostname"), c.update(domainname="d"),
                                                c["linux"].update(namespaces=[{"type": "pid"}]))),
      "domainname: unable to set domainname without a private UTS namespace"),
+    ("hostname-too-long", edit(lambda c: c.update(hostname="h" * 65)),
+     "hostname: longer than the kernel's limit of 64 bytes"),
+    ("nul-in-args", edit(lambda c: c["process"].update(args=["sh", "-c", "tr\0ue"])),
+     "process.args[2]: contains a NUL byte"),
+    ("nul-in-annotation-key", edit(lambda c: c.update(annotations={"a\0b": "x"})),
+     "annotations: key 'a\\x00b' contains a NUL byte"),
 ]
 
 
