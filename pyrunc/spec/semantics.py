@@ -81,9 +81,38 @@ def _nul_bytes(node: Any, path: str = "") -> None:
             _nul_bytes(value, f"{path}[{i}]")
 
 
+def _semver_major(v: str) -> int | None:
+    """The major version of a SemVer 2.0.0 string, None if it is not one.
+    (By hand: the `re` module costs a few ms on every create.)"""
+    core, _, build = v.partition("+")
+    core, dash, pre = core.partition("-")
+    ident = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-"
+    for tail, present in ((pre, dash), (build, "+" in v)):
+        if present and not all(p and all(c in ident for c in p) for p in tail.split(".")):
+            return None
+    nums = core.split(".")
+    if len(nums) != 3 or not all(n.isdigit() and n.isascii() and (n == "0" or n[0] != "0")
+                                 for n in nums):
+        return None
+    return int(nums[0])
+
+
+def _oci_version(cfg: dict[str, Any]) -> None:
+    """SemVer, as the spec requires (runc does not check; crun refuses all but
+    the versions it knows). 1.x of any minor is accepted: minor versions only add."""
+    v = cfg["ociVersion"]
+    major = _semver_major(v)
+    if major is None:
+        raise _fail("ociVersion", f"{v!r} is not a SemVer 2.0.0 version")
+    if major != 1:
+        raise _fail("ociVersion", f"{v!r}: this runtime implements version 1 of the OCI "
+                    "runtime spec (up to 1.3.0)")
+
+
 def check_semantics(cfg: dict[str, Any], bundle: str) -> None:
     """Raise ConfigError for the first rule `cfg` (schema-valid) breaks."""
     _nul_bytes(cfg)
+    _oci_version(cfg)
     _process(cfg)
     _rootfs(cfg, bundle)
     _namespaces(cfg)

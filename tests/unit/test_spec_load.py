@@ -166,6 +166,11 @@ SEMANTIC_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("domainname-without-uts", edit(lambda c: (c.pop("hostname"), c.update(domainname="d"),
                                                c["linux"].update(namespaces=[{"type": "pid"}]))),
      "domainname: unable to set domainname without a private UTS namespace"),
+    ("ociversion-not-semver", edit(lambda c: c.update(ociVersion="1.0")),
+     "ociVersion: '1.0' is not a SemVer 2.0.0 version"),
+    ("ociversion-major-2", edit(lambda c: c.update(ociVersion="2.0.0")),
+     "ociVersion: '2.0.0': this runtime implements version 1 of the OCI runtime spec "
+     "(up to 1.3.0)"),
     ("hostname-too-long", edit(lambda c: c.update(hostname="h" * 65)),
      "hostname: longer than the kernel's limit of 64 bytes"),
     ("nul-in-args", edit(lambda c: c["process"].update(args=["sh", "-c", "tr\0ue"])),
@@ -182,6 +187,11 @@ def test_semantic_violation_is_one_exact_line(tmp_path: Path, cfg: Any, line: st
     with pytest.raises(ConfigError) as e:
         spec.load_config(bundle(tmp_path, cfg))
     assert str(e.value) == f"config.json: {line}"
+
+
+def test_semantics_allow_any_semver_1x(tmp_path: Path) -> None:
+    for v in ("1.0.0", "1.0.2-dev", "1.2.0-rc.1+build.5", "1.9.0"):
+        spec.load_config(bundle(tmp_path, edit(lambda c, v=v: c.update(ociVersion=v))))
 
 
 def test_semantics_allow_joined_user_namespace_and_hostless_config(tmp_path: Path) -> None:
