@@ -199,9 +199,10 @@ class Container:
                 H.run_all(hooks.get("createRuntime", []), state, "createRuntime")
                 sync.send(psock, {"type": "hooks-done", "state": state})
             if linux.get("seccomp") and _uses_notify(linux["seccomp"]):
+                from pyrunc.seccomp_notify import forward_listener
+
                 msg = sync.expect(psock, "seccomp")
-                _send_seccomp_listener(linux["seccomp"], msg.get("fds", []),
-                                       oci_state(st, "creating"))
+                forward_listener(linux["seccomp"], msg.get("fds", []), oci_state(st, "creating"))
             sync.expect(psock, "ready")
             st.status = "created"
             cdir.save(st)
@@ -221,14 +222,10 @@ class Container:
 
     @staticmethod
     def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
-        from pyrunc.linux.userns import write_id_maps
+        from pyrunc.linux.userns import set_container_maps
 
-        setgroups = None
-        if linux.get("gidMappings") is not None:
-            setgroups = "allow" if os.geteuid() == 0 else "deny"
         try:
-            write_id_maps(pid, linux.get("uidMappings", []), linux.get("gidMappings", []),
-                          setgroups)
+            set_container_maps(pid, linux.get("uidMappings", []), linux.get("gidMappings", []))
         except OSError as e:
             raise PyruncError(f"config.json: linux.uidMappings/gidMappings: cannot write id "
                               f"maps: {e.strerror}") from None
@@ -357,24 +354,6 @@ def _uses_notify(seccomp_cfg: dict[str, Any]) -> bool:
     from pyrunc.linux import seccomp
 
     return seccomp.uses_notify(seccomp_cfg)
-
-
-def _send_seccomp_listener(seccomp_cfg: dict[str, Any], fds: list[int],
-                           state: dict[str, Any]) -> None:
-    """Hand the notify fd and the container state to the agent (listenerPath)."""
-    from pyrunc.linux import seccomp
-
-    try:
-        if not fds:
-            raise PyruncError("seccomp: init sent no listener fd")
-        path = seccomp_cfg.get("listenerPath")
-        if not path:
-            raise PyruncError("config.json: linux.seccomp.listenerPath: required with "
-                              "SCMP_ACT_NOTIFY")
-        seccomp.send_listener(path, fds[0], state, seccomp_cfg.get("listenerMetadata", ""))
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def _exit_description(pid: int) -> str:

@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="busybox-static libcap-dev gcc python3-dev python3-venv iproute2 util-linux time runc crun
+APT_PACKAGES="busybox-static libcap-dev gcc python3-dev python3-venv iproute2 util-linux time uidmap runc crun
     containerd podman docker.io"
 missing=""
 for p in $APT_PACKAGES; do

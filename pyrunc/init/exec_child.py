@@ -3,7 +3,8 @@
   joiner: non-dumpable at once (CVE-2019-5736), opens every namespace of the
       container's init, joins them user first, enters its root, then forks;
       setns(pid) only applies to children, so the fork lands inside.
-  final: pty, cwd, env, rlimits, LSM, seccomp, user and caps, closes every
+  final: pty, cwd, env, rlimits, umask, oom score, scheduler, I/O priority,
+      LSM, seccomp (its notify fd to the parent), user and caps, closes every
       fd not asked for, execve. Errors go to the parent over the sync socket,
       which is close-on-exec: EOF there means execve succeeded.
 """
@@ -34,11 +35,12 @@ class ExecPlan:
     """What the parent hands to the forked child (shared by fork, not sent)."""
 
     def __init__(self, pid: int, cfg: dict[str, Any], proc: dict[str, Any],
-                 keep_fds: int = 0) -> None:
+                 keep_fds: int = 0, src: str = "config.json: process.") -> None:
         self.pid = pid
         self.cfg = cfg
         self.proc = proc
         self.keep_fds = keep_fds
+        self.src = src  # how errors name proc's fields ("process.json: ")
 
 
 def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
@@ -64,16 +66,19 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         import _socket
 
         from pyrunc import terminal  # noqa: F401
-        from pyrunc.init import lsm, main, process  # noqa: F401
+        from pyrunc.init import lsm, main, process, sched  # noqa: F401
         if plan.cfg.get("linux", {}).get("seccomp"):
             from pyrunc.linux import seccomp  # noqa: F401
         # The sync fd must sit above the preserved fds so close_fds keeps it apart.
         high = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3 + plan.keep_fds)
         sock.close()
         sock = _socket.socket(fileno=high)
+        affinity = plan.proc.get("execCPUAffinity", {})
+        sched.apply_affinity(affinity.get("initial"), "initial", plan.src)
         if sync.recv(sock)[0].get("type") != "go":
             os._exit(1)  # the parent gave up (its error is the one to report)
-        # The parent has put us in the cgroup.
+        # The parent has put us in the cgroup (whose cpuset may have reset our affinity).
+        sched.apply_affinity(affinity.get("final"), "final", plan.src)
         types = {ns["type"] for ns in plan.cfg.get("linux", {}).get("namespaces", [])}
         fds: list[tuple[int, int, str]] = []
         for t, name, flag in NS_ORDER:
@@ -101,9 +106,10 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
 
 
 def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
-    from pyrunc.init import lsm, process
+    from pyrunc.init import lsm, process, sched
 
     proc = plan.proc
+    src = plan.src
     linux = plan.cfg.get("linux", {})
     try:
         if proc.get("terminal"):
@@ -133,15 +139,22 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         sets = process.cap_sets(proc.get("capabilities"))
         process.set_rlimits(proc.get("rlimits", []))
         os.umask(user.get("umask", 0o022))
+        # The same steps, in the same order, as create's init (pyrunc.init.main).
+        if "oomScoreAdj" in proc:
+            process.set_oom_score_adj(proc["oomScoreAdj"], src)
+        if "scheduler" in proc:
+            sched.apply_scheduler(proc["scheduler"], src)
+        if "ioPriority" in proc:
+            sched.apply_io_priority(proc["ioPriority"], src)
         lsm.apply_on_exec(proc)
         seccomp_cfg = linux.get("seccomp")
         if seccomp_cfg:
             if not proc.get("noNewPrivileges"):
-                _install_seccomp(seccomp_cfg)  # needs CAP_SYS_ADMIN, dropped next
+                _install_seccomp(sock, seccomp_cfg)  # needs CAP_SYS_ADMIN, dropped next
                 seccomp_cfg = None
         process.apply_user_and_caps(proc, sets)
         if seccomp_cfg:
-            _install_seccomp(seccomp_cfg)  # under no_new_privs: as late as possible
+            _install_seccomp(sock, seccomp_cfg)  # under no_new_privs: as late as possible
         pause = os.environ.get("PYRUNC_TEST_EXEC_PAUSE")
         if pause:
             import time
@@ -153,9 +166,14 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
     os._exit(1)
 
 
-def _install_seccomp(cfg: dict[str, Any]) -> None:
+def _install_seccomp(sock: _socket.socket, cfg: dict[str, Any]) -> None:
+    """Load the filter; a notify listener goes to the parent, which hands it to
+    the agent (listenerPath) before we may execve, as create does."""
     from pyrunc.linux import seccomp
 
     listener = seccomp.install(cfg)
     if listener is not None:
-        os.close(listener)  # exec does not forward a notify listener (yet)
+        sync.send(sock, {"type": "seccomp"}, [listener])
+        os.close(listener)
+        if sync.recv(sock)[0].get("type") != "seccomp-done":
+            os._exit(1)  # the parent gave up (its error is the one to report)

@@ -27,11 +27,12 @@ def selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def check(proc: dict[str, Any], linux: dict[str, Any]) -> None:
-    """Parent-side check, so the error comes before anything is created."""
+def check(proc: dict[str, Any], linux: dict[str, Any],
+          src: str = "config.json: process.") -> None:
+    """Parent-side check, so the error comes before anything is created.
+    src prefixes the field name (exec: "process.json: " or "exec: ")."""
     if proc.get("apparmorProfile") and not apparmor_enabled():
-        raise LsmError("config.json: process.apparmorProfile: apparmor is not enabled on "
-                       "this host")
+        raise LsmError(f"{src}apparmorProfile: apparmor is not enabled on this host")
     if (proc.get("selinuxLabel") or linux.get("mountLabel")) and not selinux_enabled():
         raise LsmError("selinux label is specified in config, but selinux is disabled or not "
                        "supported")

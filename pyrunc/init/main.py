@@ -173,8 +173,7 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         if "mount" in nstypes:
             rootfs.protect_paths(linux)
         if "oomScoreAdj" in proc:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(proc["oomScoreAdj"]))
+            process.set_oom_score_adj(proc["oomScoreAdj"])
         env = process.build_env(proc.get("env", []))
         env.update(plan.extra_env)
         user = proc.get("user", {})

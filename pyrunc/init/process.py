@@ -64,6 +64,15 @@ def look_path(name: str, path_env: str | None) -> str:
     raise ProcessError(f'exec: "{name}": executable file not found in $PATH')
 
 
+def set_oom_score_adj(value: int, src: str = "config.json: process.") -> None:
+    """Before caps are dropped: lowering the score needs CAP_SYS_RESOURCE."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise ProcessError(f"{src}oomScoreAdj: cannot set {value}: {e.strerror}") from None
+
+
 RLIMITS = {
     "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
     "RLIMIT_DATA": resource.RLIMIT_DATA, "RLIMIT_STACK": resource.RLIMIT_STACK,

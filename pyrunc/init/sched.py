@@ -37,41 +37,40 @@ def parse_cpus(spec: str) -> set[int]:
     return out
 
 
-def apply_scheduler(s: dict[str, Any]) -> None:
+def apply_scheduler(s: dict[str, Any], src: str = "config.json: process.") -> None:
+    """src prefixes field names in errors (exec's process.json: "process.json: ")."""
     policy = SCHED_POLICIES.get(s["policy"])
     if policy is None:
-        raise SchedError(f"config.json: process.scheduler.policy: unknown policy {s['policy']!r}")
+        raise SchedError(f"{src}scheduler.policy: unknown policy {s['policy']!r}")
     flags = 0
     for f in s.get("flags", []):
         if f not in SCHED_FLAGS:
-            raise SchedError(f"config.json: process.scheduler.flags: unknown flag {f!r}")
+            raise SchedError(f"{src}scheduler.flags: unknown flag {f!r}")
         flags |= SCHED_FLAGS[f]
     try:
         L.sched_setattr(policy, flags, s.get("nice", 0), s.get("priority", 0),
                         s.get("runtime", 0), s.get("deadline", 0), s.get("period", 0))
     except OSError as e:
-        raise SchedError(f"config.json: process.scheduler: cannot set {s['policy']}: "
-                         f"{e.strerror}") from None
+        raise SchedError(f"{src}scheduler: cannot set {s['policy']}: {e.strerror}") from None
 
 
-def apply_io_priority(p: dict[str, Any]) -> None:
+def apply_io_priority(p: dict[str, Any], src: str = "config.json: process.") -> None:
     cls = IOPRIO_CLASSES.get(p["class"])
     if cls is None:
-        raise SchedError(f"config.json: process.ioPriority.class: unknown class {p['class']!r}")
+        raise SchedError(f"{src}ioPriority.class: unknown class {p['class']!r}")
     try:
         L.ioprio_set(cls, p.get("priority", 0))
     except OSError as e:
-        raise SchedError(f"config.json: process.ioPriority: {e.strerror}") from None
+        raise SchedError(f"{src}ioPriority: {e.strerror}") from None
 
 
-def apply_affinity(cpus: str | None, field: str) -> None:
+def apply_affinity(cpus: str | None, field: str, src: str = "config.json: process.") -> None:
     if not cpus:
         return
     try:
         os.sched_setaffinity(0, parse_cpus(cpus))
     except (ValueError, OSError) as e:
-        raise SchedError(f"config.json: process.execCPUAffinity.{field}: cannot set "
-                         f"{cpus!r}: {e}") from None
+        raise SchedError(f"{src}execCPUAffinity.{field}: cannot set {cpus!r}: {e}") from None
 
 
 def apply_personality(p: dict[str, Any]) -> None:

@@ -511,15 +511,16 @@ def install(cfg: dict[str, Any]) -> int | None:
 
 
 def send_listener(listener_path: str, notify_fd: int, state: dict[str, Any],
-                  metadata: str = "") -> None:
-    """Send the OCI containerProcessState with the listener fd (SCM_RIGHTS) to an agent."""
+                  metadata: str = "", pid: int | None = None) -> None:
+    """Send the OCI containerProcessState with the listener fd (SCM_RIGHTS) to an
+    agent. pid is the process the filter belongs to (exec's), else init's."""
     import json  # only the NOTIFY path needs these
     import socket
 
     msg = {
         "ociVersion": state.get("ociVersion", "1.3.0"),
         "fds": ["seccompFd"],
-        "pid": state.get("pid", 0),
+        "pid": pid if pid is not None else state.get("pid", 0),
         "metadata": metadata,
         "state": state,
     }

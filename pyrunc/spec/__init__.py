@@ -14,10 +14,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["check_semantics", "load_config", "template", "validate_config", "validate_process"]
+__all__ = ["check_semantics", "load_config", "read_json", "template", "validate_config",
+           "validate_process"]
 
 
-def _read_json(path: str, source: str, missing: str) -> Any:
+def read_json(path: str, source: str, missing: str) -> Any:
     from pyrunc import fastjson
 
     try:
@@ -41,7 +42,7 @@ def _read_json(path: str, source: str, missing: str) -> Any:
 def load_config(bundle: str) -> dict[str, Any]:
     """`<bundle>/config.json`, parsed, schema-validated and checked against
     the bundle; any problem is a one-line ConfigError."""
-    cfg = _read_json(os.path.join(bundle, "config.json"), "config.json",
+    cfg = read_json(os.path.join(bundle, "config.json"), "config.json",
                      f"no such file in bundle {bundle}")
     validate_config(cfg)
     check_semantics(cfg, bundle)
@@ -68,10 +69,12 @@ def validate_config(cfg: Any, source: str = "config.json") -> None:
 
 def validate_process(p: Any, source: str = "process.json") -> None:
     """Raise ConfigError unless `p` matches schema/process-schema.json
-    (config.json's process, as `exec --process` takes it)."""
+    (config.json's process, as `exec --process` takes it) and has no NUL byte."""
     from pyrunc.spec._validator import valid_process
+    from pyrunc.spec.semantics import nul_bytes
 
     _validate(p, "process-schema.json", source, valid_process(p))
+    nul_bytes(p, source)
 
 
 def check_semantics(cfg: dict[str, Any], bundle: str) -> None:

@@ -66,19 +66,20 @@ def _namespaces(cfg: dict[str, Any]) -> None:
 _HOST_NAME_MAX = 64  # also the limit of domainname (__NEW_UTS_LEN)
 
 
-def _nul_bytes(node: Any, path: str = "") -> None:
+def nul_bytes(node: Any, source: str = _SRC, path: str = "") -> None:
     """No string can carry a NUL to the kernel: say which field has one."""
+    where = f"{source}: {path or '(top)'}"
     if isinstance(node, str):
         if "\0" in node:
-            raise _fail(path or "(top)", "contains a NUL byte")
+            raise ConfigError(f"{where}: contains a NUL byte")
     elif isinstance(node, dict):
         for key, value in node.items():
             if "\0" in key:
-                raise _fail(path or "(top)", f"key {key!r} contains a NUL byte")
-            _nul_bytes(value, f"{path}.{key}" if path else key)
+                raise ConfigError(f"{where}: key {key!r} contains a NUL byte")
+            nul_bytes(value, source, f"{path}.{key}" if path else key)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _nul_bytes(value, f"{path}[{i}]")
+            nul_bytes(value, source, f"{path}[{i}]")
 
 
 def _semver_major(v: str) -> int | None:
@@ -111,7 +112,7 @@ def _oci_version(cfg: dict[str, Any]) -> None:
 
 def check_semantics(cfg: dict[str, Any], bundle: str) -> None:
     """Raise ConfigError for the first rule `cfg` (schema-valid) breaks."""
-    _nul_bytes(cfg)
+    nul_bytes(cfg)
     _oci_version(cfg)
     _process(cfg)
     _rootfs(cfg, bundle)

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 @pytest.fixture
 def running(rt: Runtime) -> Iterator[tuple[Runtime, str, Path]]:
-    b = rt.bundle(**{"process.args": ["sleep", "60"]})  # type: ignore[arg-type]
+    over: dict[str, Any] = {"process.args": ["sleep", "60"], "root.readonly": False}
+    b = rt.bundle(**over)
     cid = rt.new_id()
     rt("run", "-d", "-b", str(b), cid, check=True)
     try:
@@ -73,7 +74,7 @@ def test_process_file(running: Any, tmp_path: Path) -> None:
     assert p.stdout == "y\n/etc\n"
     pf.write_text(json.dumps({"args": [], "cwd": "/"}))
     p = rt("exec", "-p", str(pf), cid)
-    assert p.returncode == 1
+    assert p.returncode == 255  # runc: "exec failed" exits 255
     assert "process.json: args" in p.stderr
 
 
@@ -108,29 +109,97 @@ def test_sub_cgroup(running: Any) -> None:
         line = [ln for ln in p.stdout.splitlines() if ln.split(":")[1] == "memory"][0]
         assert line.endswith("/sub")
         p = rt("exec", "--cgroup", "memory:nosuch", cid, "true")
-        assert p.returncode == 1
+        assert p.returncode == 255
         assert error_lines(p.stderr)[0].startswith("--cgroup: cannot join")
     finally:
-        for _ in range(50):
-            try:
-                os.rmdir(sub)
-                break
-            except OSError:
-                time.sleep(0.1)
+        _rmdir_when_empty(sub)
+
+
+def _rmdir_when_empty(cgroup: str) -> None:
+    """An exited process may take a moment to leave its cgroup."""
+    for _ in range(50):
+        try:
+            os.rmdir(cgroup)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def test_sub_cgroup_for_every_controller(running: Any) -> None:
+    """--cgroup PATH (no controller): every hierarchy of the container."""
+    rt, cid, _ = running
+    dirs: dict[str, str] = json.loads((rt.root / cid / "state.json").read_text()) \
+        .get("cgroup", {}).get("dirs", {})
+    if not dirs:
+        pytest.skip("the container has no per-controller cgroup directories")
+    made: list[str] = []
+    try:
+        for d in sorted(set(dirs.values())):
+            sub = os.path.join(d, "sub")
+            os.mkdir(sub)
+            made.append(sub)
+            for f in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset starts empty
+                if os.path.exists(os.path.join(sub, f)):
+                    Path(sub, f).write_text(Path(d, f).read_text())
+        pid = int(rt.state(cid)["pid"])
+        p = rt("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup")
+        assert p.returncode == 0, p.stderr
+        init = dict(ln.split(":", 2)[1:] for ln in
+                    Path(f"/proc/{pid}/cgroup").read_text().splitlines())
+        got = dict(ln.split(":", 2)[1:] for ln in p.stdout.splitlines())
+        assert got.keys() == init.keys()
+        for ctrl, path in got.items():
+            assert path == init[ctrl].rstrip("/") + "/sub", (ctrl, path, init[ctrl])
+    finally:
+        for sub in reversed(made):
+            _rmdir_when_empty(sub)
 
 
 def test_errors(running: Any) -> None:
     rt, cid, _ = running
     p = rt("exec", cid, "nosuchbinary")
-    assert p.returncode == 1
+    assert p.returncode == 255
     assert error_lines(p.stderr) == ['exec: "nosuchbinary": executable file not found in $PATH']
     p = rt("exec", "--cwd", "/nonexistent", cid, "true")
-    assert p.returncode == 1
+    assert p.returncode == 255
     assert "/nonexistent" in p.stderr
     p = rt("exec", "--cwd", "relative", cid, "true")
-    assert p.returncode == 1
+    assert p.returncode == 255
     assert len(error_lines(p.stderr)) == 1
     assert "cwd" in error_lines(p.stderr)[0]
+
+
+@pytest.mark.parametrize(("flags", "line"), [
+    (["-u", "99999999999"], "--user: uid 99999999999 is out of range 0-2147483647"),
+    (["-u", "0:-1"], "--user: gid -1 is out of range 0-2147483647"),
+    (["-u", "root"], "--user: invalid value 'root': want uid[:gid] as numbers"),
+    (["-g", "4294967296"], "--additional-gids: gid 4294967296 is out of range 0-2147483647"),
+    (["-c", "CAP_FOO"], "--cap: unknown capability 'CAP_FOO'"),
+])
+def test_flag_errors_name_the_flag(running: Any, flags: list[str], line: str) -> None:
+    """A bad flag value is one line naming the flag (runc would truncate the uid
+    or ignore the capability), and nothing runs."""
+    rt, cid, _ = running
+    p = rt("exec", *flags, cid, "sh", "-c", "echo ran")
+    assert p.returncode == 255
+    assert p.stdout == ""
+    assert error_lines(p.stderr) == [line]
+
+
+@pytest.mark.parametrize(("doc", "line"), [
+    ('{"args": ["e\\u0000cho"], "cwd": "/"}', "process.json: args[0]: contains a NUL byte"),
+    ('{"args": ["true"], "cwd": "/", "env": ["A=\\u0000"]}',
+     "process.json: env[0]: contains a NUL byte"),
+    ('{"args": ["true"]', "process.json: invalid JSON at line 1 column 18: "
+     "Expecting ',' delimiter"),
+])
+def test_process_file_errors(running: Any, tmp_path: Path, doc: str, line: str) -> None:
+    rt, cid, _ = running
+    f = tmp_path / "process.json"
+    f.write_text(doc)
+    p = rt("exec", "-p", str(f), cid)
+    assert p.returncode == 255
+    assert error_lines(p.stderr) == [line]
 
 
 def test_stopped(rt: Runtime) -> None:
@@ -144,8 +213,8 @@ def test_stopped(rt: Runtime) -> None:
                 break
             time.sleep(0.1)
         p = rt("exec", cid, "true")
-        assert p.returncode == 1
-        assert "cannot exec in a stopped container" in p.stderr
+        assert p.returncode == 255
+        assert error_lines(p.stderr) == ["cannot exec in a stopped container"]
     finally:
         rt("delete", "-f", cid)
 
@@ -156,7 +225,7 @@ def test_paused(running: Any) -> None:
         pytest.skip("pause not available")
     try:
         p = rt("exec", cid, "true")
-        assert p.returncode == 1
+        assert p.returncode == 255
         assert "cannot exec in a paused container (use --ignore-paused to override)" in p.stderr
     finally:
         rt("resume", cid)
