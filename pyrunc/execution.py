@@ -105,16 +105,16 @@ def _parse_user(spec: str) -> tuple[int, int | None]:
 
 def build_process(cfg_proc: dict[str, Any], opts: ExecOptions) -> dict[str, Any]:
     """runc's getProcess: the container's process overridden by the flags."""
-    import copy
+    from pyrunc.fastjson import copy_tree
 
     if opts.process_file:
         p = _load_process_file(opts.process_file)
         # Like runc: what a process.json leaves out of these comes from the container.
         for key in ("capabilities", "apparmorProfile", "selinuxLabel"):
             if key not in p and key in cfg_proc:
-                p[key] = copy.deepcopy(cfg_proc[key])
+                p[key] = copy_tree(cfg_proc[key])
         return p
-    p = copy.deepcopy(cfg_proc)
+    p = copy_tree(cfg_proc)
     p["args"] = list(opts.args)
     if opts.cwd:
         p["cwd"] = opts.cwd
@@ -229,14 +229,22 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
     exec_pid = 0
     try:
         if mgr is not None:
-            mgr.apply(pid)  # before the child forks: the exec'd process inherits it
-            if subs:
-                _join_sub_cgroups(mgr, subs, pid)
-        sync.send(parent_sock, {"type": "go"})
+            # The first cgroup move in a while waits for the kernel (an RCU
+            # grace period, ~10 ms): moving the joiner starts that wait while
+            # it joins the namespaces; the final process is moved below.
+            try:
+                mgr.apply(pid)
+            except PyruncError:
+                pass  # the joiner may be gone already; its error comes below
         exec_pid = sync.expect(parent_sock, "pid")["pid"]
         master = -1
         if proc.get("terminal"):
             master = sync.expect(parent_sock, "pty")["fds"][0]
+        if mgr is not None:
+            mgr.apply(exec_pid)
+            if subs:
+                _join_sub_cgroups(mgr, subs, exec_pid)
+        sync.send(parent_sock, {"type": "cgroup"})
         msg, fds = sync.recv(parent_sock)  # EOF: execve happened (socket is close-on-exec)
         if msg.get("type") == "seccomp":
             from pyrunc.seccomp_notify import forward_listener
@@ -249,7 +257,7 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
         if "error" in msg:
             raise PyruncError(msg["error"])
     except BaseException:
-        parent_sock.close()  # a child still waiting for "go" sees EOF and exits
+        parent_sock.close()  # a child still waiting for "cgroup" sees EOF and exits
         if exec_pid:
             from pyrunc.container import _kill_and_wait
             _kill_and_wait(exec_pid)

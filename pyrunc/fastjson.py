@@ -72,3 +72,12 @@ def dumps_indent(obj: Any, indent: str = "  ", _level: int = 0) -> str:
         items = [inner + dumps_indent(v, indent, _level + 1) for v in obj]
         return "[\n" + ",\n".join(items) + f"\n{pad}]"
     return dumps(obj)
+
+
+def copy_tree(obj: Any) -> Any:
+    """A deep copy of a parsed JSON value (copy.deepcopy costs ~2 ms to import)."""
+    if isinstance(obj, dict):
+        return {k: copy_tree(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [copy_tree(v) for v in obj]
+    return obj  # str, int, float, bool, None: immutable

@@ -3,10 +3,13 @@
   joiner: non-dumpable at once (CVE-2019-5736), opens every namespace of the
       container's init, joins them user first, enters its root, then forks;
       setns(pid) only applies to children, so the fork lands inside.
-  final: pty, cwd, env, rlimits, umask, oom score, scheduler, I/O priority,
-      LSM, seccomp (its notify fd to the parent), user and caps, closes every
-      fd not asked for, execve. Errors go to the parent over the sync socket,
-      which is close-on-exec: EOF there means execve succeeded.
+  final: pty; waits until the parent has moved it into the container's
+      cgroup (the parent starts the kernel's slow first cgroup move on the
+      joiner, so that wait overlaps the joining); cwd, env, rlimits, umask,
+      oom score, scheduler, I/O priority, LSM, seccomp (its notify fd to the
+      parent), user and caps; closes every fd not asked for; execve.
+      Errors go to the parent over the sync socket, which is close-on-exec:
+      EOF there means execve succeeded.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         # Everything the final child needs, imported while host files are reachable.
         import _socket
 
-        from pyrunc import terminal  # noqa: F401
+        if plan.proc.get("terminal"):
+            from pyrunc import terminal  # noqa: F401
         from pyrunc.init import lsm, main, process, sched  # noqa: F401
         if plan.cfg.get("linux", {}).get("seccomp"):
             from pyrunc.linux import seccomp  # noqa: F401
@@ -75,10 +79,8 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         sock = _socket.socket(fileno=high)
         affinity = plan.proc.get("execCPUAffinity", {})
         sched.apply_affinity(affinity.get("initial"), "initial", plan.src)
-        if sync.recv(sock)[0].get("type") != "go":
-            os._exit(1)  # the parent gave up (its error is the one to report)
-        # The parent has put us in the cgroup (whose cpuset may have reset our affinity).
-        sched.apply_affinity(affinity.get("final"), "final", plan.src)
+        # No waiting for the cgroup here: the parent moves the final child
+        # (its pid comes below) while we join the namespaces.
         types = {ns["type"] for ns in plan.cfg.get("linux", {}).get("namespaces", [])}
         fds: list[tuple[int, int, str]] = []
         for t, name, flag in NS_ORDER:
@@ -123,6 +125,10 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
             os.close(master)
             make_controlling(slave)
             os.close(slave)
+        if sync.recv(sock)[0].get("type") != "cgroup":
+            os._exit(1)  # the parent gave up (its error is the one to report)
+        # In the container's cgroup now, whose cpuset may have reset our affinity.
+        sched.apply_affinity(proc.get("execCPUAffinity", {}).get("final"), "final", src)
         env = process.build_env(proc.get("env", []))
         user = proc.get("user", {})
         if "HOME" not in env:

@@ -159,3 +159,14 @@ def test_cli_parsing_rules() -> None:
     with pytest.raises(UsageError) as e:
         parser.parse(["nosuch"])
     assert e.value.exit_code == 3
+
+
+def test_copy_tree_is_deep() -> None:
+    from pyrunc.fastjson import copy_tree, loads
+
+    doc = loads('{"a": [1, {"b": ["c"]}], "d": null, "e": 1.5, "f": true}')
+    dup = copy_tree(doc)
+    assert dup == doc
+    dup["a"][1]["b"].append("x")
+    dup["a"].append(2)
+    assert doc == {"a": [1, {"b": ["c"]}], "d": None, "e": 1.5, "f": True}
