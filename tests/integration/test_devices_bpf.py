@@ -42,11 +42,7 @@ def unified_root() -> str | None:
     return None
 
 
-@pytest.fixture
-def cg() -> Iterator[str]:
-    root = unified_root()
-    if root is None:
-        pytest.skip("no cgroup2 hierarchy")
+def own_cgroup(root: str) -> Iterator[str]:
     path = os.path.join(root, f"pyrunc-test-bpf-{uuid.uuid4().hex[:12]}")
     os.mkdir(path)
     try:
@@ -57,6 +53,21 @@ def cg() -> Iterator[str]:
             for pid in f.read().split():
                 os.kill(int(pid), signal.SIGKILL)
         os.rmdir(path)
+
+
+@pytest.fixture
+def cg() -> Iterator[str]:
+    root = unified_root()
+    if root is None:
+        pytest.skip("no cgroup2 hierarchy")
+    yield from own_cgroup(root)
+
+
+@pytest.fixture
+def v1cg() -> Iterator[str]:
+    if not os.path.exists("/sys/fs/cgroup/devices/devices.allow"):
+        pytest.skip("no cgroup v1 devices controller")
+    yield from own_cgroup("/sys/fs/cgroup/devices")
 
 
 @pytest.fixture
@@ -187,3 +198,57 @@ def test_a_program_the_verifier_rejects_is_a_one_line_error() -> None:
 def test_missing_cgroup_is_a_one_line_error(cg: str) -> None:
     with pytest.raises(PyruncError, match=r"^cgroup: cannot open .*/nope: No such file"):
         apply_device_rules(os.path.join(cg, "nope"), [])
+
+
+# Configs on which the v1 controller and the v2 filter must agree (where they
+# differ by design, see devices_bpf's docstring: holes punched in wildcards,
+# accesses granted by separate rules, wildcard allows after specific denies).
+AGREEING = [
+    [DENY_ALL],
+    [DENY_ALL, KMSG_R],
+    [DENY_ALL, {"allow": True, "type": "c", "major": 1, "access": "rw"}],
+    [DENY_ALL, {"allow": True, "type": "b", "major": 7, "minor": 0, "access": "r"},
+     {"allow": True, "type": "c", "major": 240, "access": "rwm"}],
+    [{"allow": True}],
+    [{"allow": True}, {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rw"},
+     {"allow": False, "type": "b", "access": "w"}, {"allow": False, "type": "c", "major": 1,
+                                                    "minor": 5, "access": "rwm"}],
+]
+
+
+def v1_write(path: str, rules: list[dict[str, Any]]) -> None:
+    """The rules in the v1 controller's own syntax, runc's way: deny all, the
+    config's rules, then the default allow-list."""
+    from pyrunc.cgroups import DEFAULT_DEVICE_RULES
+
+    lines = [("deny", "a")]
+    for r in rules:
+        if r.get("type", "a") == "a":
+            lines.append(("allow" if r["allow"] else "deny", "a"))
+            continue
+        nums = [str(r[k]) if r.get(k, -1) != -1 else "*" for k in ("major", "minor")]
+        lines.append(("allow" if r["allow"] else "deny",
+                      f"{r['type']} {':'.join(nums)} {r.get('access', 'rwm')}"))
+    lines += [("allow", text) for text in DEFAULT_DEVICE_RULES]
+    for kind, text in lines:
+        with open(os.path.join(path, f"devices.{kind}"), "w") as f:
+            f.write(text)
+
+
+@pytest.mark.parametrize("rules", AGREEING, ids=range(len(AGREEING)))
+def test_the_filter_decides_as_the_v1_controller(cg: str, v1cg: str, nodes: Path,
+                                                   rules: list[dict[str, Any]]) -> None:
+    devices = [("c", 1, 3), ("c", 1, 5), ("c", 1, 11), ("c", 240, 0), ("b", 7, 0),
+               ("b", 240, 0)]
+    ops: list[tuple[Any, ...]] = []
+    for i, (kind, major, minor) in enumerate(devices):
+        node = str(nodes / f"dev{i}")
+        mode = stat.S_IFCHR if kind == "c" else stat.S_IFBLK
+        os.mknod(node, mode | 0o600, os.makedev(major, minor))
+        ops += [("open", node, flags) for flags in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR)]
+        ops.append(("mknod", str(nodes / f"new{i}"), mode | 0o600, major, minor))
+    apply_device_rules(cg, rules)
+    v1_write(v1cg, rules)
+    v2_res, v1_res = probe(cg, ops), probe(v1cg, ops)
+    assert v2_res == v1_res
+    assert 0 in v2_res and (errno.EPERM in v2_res) == (rules != [{"allow": True}])
