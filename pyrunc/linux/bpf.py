@@ -87,10 +87,10 @@ def prog_load(prog_type: int, insns: bytes, license: str = "Apache",
     except OSError as e:
         if e.errno == errno.EPERM:
             return _load_with_memlock(attr)
-        if e.errno not in (errno.EINVAL, errno.EACCES):
+        if e.errno not in (errno.EINVAL, errno.EACCES, errno.E2BIG):
             raise
         first = e
-    # The verifier explains EINVAL/EACCES in its log: load again to read it.
+    # The verifier explains EINVAL, EACCES and E2BIG in its log: load again to read it.
     log = ctypes.create_string_buffer(_LOG_SIZE)
     attr.log_level, attr.log_size, attr.log_buf = 1, _LOG_SIZE, ctypes.addressof(log)
     try:
