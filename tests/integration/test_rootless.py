@@ -26,6 +26,8 @@ def user() -> Iterator[pwd.struct_passwd]:
         yield pwd.getpwnam(name)
     finally:
         subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        for d in Path("/tmp").glob(f"{name}-*"):  # made by _user_bundle
+            shutil.rmtree(d)
         subprocess.run(["userdel", name], check=True)
 
 
@@ -61,17 +63,16 @@ def _user_bundle(rt: Runtime, user: pwd.struct_passwd, tmp_path: Path) -> tuple[
     """A bundle and $XDG_RUNTIME_DIR owned by user, and a way to run pyrunc as user."""
     if rt.cmd[0].startswith("/root/") or not os.access(rt.cmd[0], os.X_OK):
         pytest.skip("pyrunc's interpreter is not reachable by other users here")
-    bundle = tmp_path / "rl"
+    # Outside pytest's tmp tree: another pytest run on the machine resets
+    # its top directory to 0700, which would lock the user out mid-test.
+    base = Path(tempfile.mkdtemp(prefix=f"{user.pw_name}-", dir="/tmp"))
+    bundle = base / "rl"
     bundle.mkdir()
     shutil.copytree(_ensure_rootfs(), bundle / "rootfs", symlinks=True)
-    xdg = tmp_path / "xdg"
+    xdg = base / "xdg"
     xdg.mkdir(mode=0o700)
-    for p in (bundle, *(q for q in bundle.rglob("*")), xdg):
+    for p in (base, bundle, *(q for q in bundle.rglob("*")), xdg):
         os.lchown(p, user.pw_uid, user.pw_gid)
-    for d in bundle.parents:  # let the user reach its bundle
-        if d == Path("/tmp"):
-            break
-        d.chmod(d.stat().st_mode | 0o011)
     env = {"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(xdg), "HOME": str(bundle)}
 
     def as_user(*args: str) -> subprocess.CompletedProcess[str]:
