@@ -184,10 +184,3 @@ def test_memory_policy(rt: Runtime) -> None:
                      "/proc/self/numa_maps | head -1 | wc -l",
                  **{"linux.memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"}})
     assert out.strip() == "1"
-
-
-def test_intel_rdt_without_resctrl_is_refused(rt: Runtime) -> None:
-    b = rt.bundle(**{"linux.intelRdt": {"closID": "x", "l3CacheSchema": "L3:0=f"}})
-    p = rt("run", "-b", str(b), rt.new_id())
-    assert p.returncode == 1
-    assert "Intel RDT is not available on this host" in error_lines(p.stderr)[0]
