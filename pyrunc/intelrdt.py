@@ -197,6 +197,53 @@ class Resctrl:
                 except OSError as e:
                     raise self._fail(f"cannot add pid {pid} to {rec[key]}", e) from None
 
+    def stats(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """runc's events "intel_rdt" object: the group's schemata, the root's,
+        the read-only info, and the monitoring counters per mon_data domain."""
+        def read(*parts: str) -> str:
+            with open(os.path.join(*parts)) as f:
+                return f.read().strip()
+
+        def num(d: str, name: str) -> int:
+            return int(read(d, name))
+
+        def line(lines: list[str], res: str) -> str:
+            return next((s for s in lines if s.split(":")[0] == res), "")
+
+        mine = [s.strip() for s in read(rec["path"], "schemata").splitlines()]
+        root = [s.strip() for s in read(self.root, "schemata").splitlines()]
+        out: dict[str, Any] = {"schemata": mine}
+        if self.has("L3"):
+            d = os.path.join(self.root, "info", "L3")
+            out["l3_cache_info"] = {"cbm_mask": read(d, "cbm_mask"),
+                                    "min_cbm_bits": num(d, "min_cbm_bits"),
+                                    "num_closids": num(d, "num_closids")}
+            out["l3_cache_schema_root"] = line(root, "L3")
+            out["l3_cache_schema"] = line(mine, "L3")
+        if self.has("MB"):
+            d = os.path.join(self.root, "info", "MB")
+            out["mem_bw_info"] = {k: num(d, k) for k in ("bandwidth_gran", "delay_linear",
+                                                         "min_bandwidth", "num_closids")}
+            out["mem_bw_schema_root"] = line(root, "MB")
+            out["mem_bw_schema"] = line(mine, "MB")
+        if self.has("L3_MON"):
+            features = read(self.root, "info", "L3_MON", "mon_features").split()
+            data = os.path.join(rec.get("monPath", rec["path"]), "mon_data")
+            has_mbm = {"mbm_total_bytes", "mbm_local_bytes"} & set(features)
+            mbm, cmt = [], []
+            for dom in sorted(os.listdir(data)):
+                d = os.path.join(data, dom)
+                # runc: both counters, 0 for one the hardware lacks
+                mbm.append({k: num(d, k) if k in features else 0
+                            for k in ("mbm_total_bytes", "mbm_local_bytes")})
+                if "llc_occupancy" in features:
+                    cmt.append({"llc_occupancy": num(d, "llc_occupancy")})
+            if has_mbm:
+                out["mbm_stats"] = mbm
+            if "llc_occupancy" in features:
+                out["cmt_stats"] = cmt
+        return out
+
     def destroy(self, rec: dict[str, Any]) -> None:
         if "monPath" in rec:
             self.rmdir(rec["monPath"])
@@ -243,3 +290,11 @@ def join(rec: dict[str, Any], pid: int) -> None:
 
 def destroy(rec: dict[str, Any]) -> None:
     Resctrl(rec["root"]).destroy(rec)
+
+
+def stats(rec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return Resctrl(rec["root"]).stats(rec)
+    except (OSError, ValueError) as e:
+        raise RdtError(f"intelRdt stats of {rec['path']}: "
+                       f"{getattr(e, 'strerror', None) or e}") from None

@@ -18,6 +18,7 @@ import pytest
 
 from pyrunc import intelrdt
 from tests.conftest import REPO, Runtime, error_lines
+from tests.unit.test_intelrdt import ROOT_FILES, make_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -61,7 +62,6 @@ main()
 
 @pytest.fixture
 def fake_rt(rt: Runtime, tmp_path: Path) -> tuple[Runtime, Path]:
-    from tests.unit.test_intelrdt import make_root
 
     root = make_root(tmp_path)
     rt.cmd = [sys.executable, "-c", _WRAPPER.format(repo=str(REPO), root=str(root))]
@@ -87,6 +87,11 @@ def test_group_lifecycle_on_stand_in_resctrl(fake_rt: tuple[Runtime, Path],
         rt("exec", "--pid-file", str(pidf), cid, "true", check=True)
         assert (group / "tasks").read_text() == pidf.read_text()
         assert (mon / "tasks").read_text() == pidf.read_text()
+        ev = rt("events", "--stats", cid, check=True)
+        data = json.loads(ev.stdout)["data"]
+        assert data["intel_rdt"]["schemata"] == ["L3:0=f0", "MB:0=20"]
+        assert data["intel_rdt"]["mem_bw_schema"] == "MB:0=20"
+        assert "memory" in data  # the cgroup's stats as before
     finally:
         rt("delete", "-f", cid)
     assert not group.exists()  # made by pyrunc for a container without closID
@@ -109,7 +114,7 @@ def test_failed_create_removes_the_group(fake_rt: tuple[Runtime, Path]) -> None:
     cid = rt.new_id()
     p = rt("create", "-b", str(b), cid)
     assert p.returncode == 1
-    assert sorted(x.name for x in root.iterdir()) == ["info", "mon_groups", "schemata", "tasks"]
+    assert sorted(x.name for x in root.iterdir()) == ROOT_FILES
 
 
 def test_existing_closid_with_other_schema_is_refused(fake_rt: tuple[Runtime, Path]) -> None:

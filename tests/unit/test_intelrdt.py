@@ -13,6 +13,7 @@ from pyrunc import intelrdt
 from pyrunc.errors import ConfigError
 
 ROOT_SCHEMATA = "    L3:0=fffff;1=fffff\n    MB:0=100;1=100\n"
+ROOT_FILES = ["info", "mon_data", "mon_groups", "schemata", "tasks"]
 
 
 class FakeKernel(intelrdt.Resctrl):
@@ -27,10 +28,20 @@ class FakeKernel(intelrdt.Resctrl):
                 (p / "schemata").write_text(ROOT_SCHEMATA)
                 if self.has("L3_MON"):
                     (p / "mon_groups").mkdir()
+            if self.has("L3_MON"):
+                add_mon_data(p)
         return created
 
     def rmdir(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def add_mon_data(group: Path, base: int = 1000) -> None:
+    for i in range(2):
+        d = group / "mon_data" / f"mon_L3_0{i}"
+        d.mkdir(parents=True)
+        for n, name in enumerate(("llc_occupancy", "mbm_total_bytes", "mbm_local_bytes")):
+            (d / name).write_text(f"{base + 10 * i + n}\n")
 
 
 def make_root(tmp: Path, features: tuple[str, ...] = ("L3", "MB", "L3_MON")) -> Path:
@@ -49,6 +60,7 @@ def make_root(tmp: Path, features: tuple[str, ...] = ("L3", "MB", "L3_MON")) -> 
     (root / "tasks").write_text("")
     if "L3_MON" in features:
         (root / "mon_groups").mkdir()
+        add_mon_data(root, 0)
     return root
 
 
@@ -162,7 +174,7 @@ def test_bad_values_are_refused(root: Path, rdt: dict[str, Any], cid: str, field
     with pytest.raises(ConfigError, match=r"^config.json: linux.intelRdt" +
                        (r"\." + field.replace("[", r"\[") if field else ":")):
         FakeKernel(str(root)).check(rdt, cid)
-    assert sorted(p.name for p in root.iterdir()) == ["info", "mon_groups", "schemata", "tasks"]
+    assert sorted(p.name for p in root.iterdir()) == ROOT_FILES
 
 
 def test_closid_slash_is_the_root_group_never_removed(root: Path) -> None:
@@ -220,3 +232,22 @@ def test_refused_without_resctrl() -> None:
     with pytest.raises(ConfigError, match=r"^config.json: linux.intelRdt: Intel RDT is not "
                                           r"available on this host \(resctrl is not mounted\)$"):
         intelrdt.open_for({"closID": "x"}, "ctr")
+
+
+def test_stats_like_runc_events(root: Path) -> None:
+    rec = setup(root, {"closID": "gold", "l3CacheSchema": "L3:0=f0", "memBwSchema": "MB:0=20",
+                       "enableMonitoring": True}, cid="c1")
+    # the counters are the container's own mon group's, not the group's
+    shutil.rmtree(Path(rec["monPath"]) / "mon_data")
+    add_mon_data(Path(rec["monPath"]), 5000)
+    assert intelrdt.stats(rec) == {
+        "schemata": ["L3:0=f0", "MB:0=20"],
+        "l3_cache_info": {"cbm_mask": "fffff", "min_cbm_bits": 1, "num_closids": 16},
+        "l3_cache_schema_root": "L3:0=fffff;1=fffff", "l3_cache_schema": "L3:0=f0",
+        "mem_bw_info": {"bandwidth_gran": 10, "delay_linear": 1, "min_bandwidth": 10,
+                        "num_closids": 8},
+        "mem_bw_schema_root": "MB:0=100;1=100", "mem_bw_schema": "MB:0=20",
+        # mon_features has llc_occupancy and mbm_total_bytes: local reads 0 (as runc)
+        "mbm_stats": [{"mbm_total_bytes": 5001, "mbm_local_bytes": 0},
+                      {"mbm_total_bytes": 5011, "mbm_local_bytes": 0}],
+        "cmt_stats": [{"llc_occupancy": 5000}, {"llc_occupancy": 5010}]}
