@@ -184,3 +184,18 @@ def test_memory_policy(rt: Runtime) -> None:
                      "/proc/self/numa_maps | head -1 | wc -l",
                  **{"linux.memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"}})
     assert out.strip() == "1"
+
+
+def test_unknown_fields_and_annotations_never_break_create(rt: Runtime) -> None:
+    """Issue 3 / config.md: unknown properties MUST be ignored; annotations reach state."""
+    b = rt.bundle(**{"process.args": ["sleep", "600"], "process.xFuture": {"a": [1]},
+                     "process.user.xFuture": True, "linux.xFuture": "x",
+                     "linux.resources.xFuture": 1, "xFuture": 0,
+                     "annotations": {"org.example.k": "v", "io.x": ""}})
+    cid = rt.new_id()
+    p = rt("create", "-b", str(b), cid)
+    try:
+        assert p.returncode == 0, p.stderr
+        assert rt.state(cid)["annotations"] == {"org.example.k": "v", "io.x": ""}
+    finally:
+        rt("delete", "-f", cid)
