@@ -152,11 +152,7 @@ class Resctrl:
             lines = schema_lines(rdt)
             if lines and not created and rdt.get("closID"):
                 self._compare(rdt, path)
-            if lines:
-                try:
-                    self._write(os.path.join(path, "schemata"), "".join(f"{s}\n" for s in lines))
-                except OSError as e:
-                    raise self._fail(f"cannot write the schemata of {path}", e) from None
+            self.write_schemata(path, lines)
             if rdt.get("enableMonitoring"):
                 mon = os.path.join(path, "mon_groups", cid)
                 try:
@@ -169,6 +165,14 @@ class Resctrl:
                 self.rmdir(path)
             raise
         return rec
+
+    def write_schemata(self, path: str, lines: list[str]) -> None:
+        """All lines in one write(2), so the kernel takes or refuses them together."""
+        if lines:
+            try:
+                self._write(os.path.join(path, "schemata"), "".join(f"{s}\n" for s in lines))
+            except OSError as e:
+                raise self._fail(f"cannot write the schemata of {path}", e) from None
 
     def _compare(self, rdt: dict[str, Any], path: str) -> None:
         """config-linux.md: an existing closID group must already hold the
@@ -298,3 +302,47 @@ def stats(rec: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError) as e:
         raise RdtError(f"intelRdt stats of {rec['path']}: "
                        f"{getattr(e, 'strerror', None) or e}") from None
+
+
+_UPDATE_FLAGS = (("l3CacheSchema", "l3-cache-schema", "L3", "CAT"),
+                 ("memBwSchema", "mem-bw-schema", "MB", "MBA"))
+
+
+def update(state_root: Any, cid: str, new: dict[str, str]) -> None:
+    """`update --l3-cache-schema/--mem-bw-schema`, as runc: refused when the
+    feature is missing; else the container's schemata are rewritten (a
+    container created without intelRdt gets its group now, init joining it)
+    and the config in state.json keeps the new values."""
+    from pyrunc.container import Container
+
+    cdir, st, status = Container(state_root, cid).open()
+    try:
+        if status == "stopped":
+            raise PyruncError("container not running")
+        rec = st.extra.get("intelRdt")
+        root = rec["root"] if rec else find_root()
+        k = Resctrl(root) if root else None
+        for field, flag, feature, name in _UPDATE_FLAGS:
+            if "\n" in new.get(field, ""):
+                raise PyruncError(f"update: --{flag}: must not contain a newline")
+            if new.get(field) and (k is None or not k.has(feature)):
+                why = f"no info/{feature} in {root}" if root else "resctrl is not mounted"
+                raise PyruncError(f"update: --{flag}: Intel RDT/{name} is not enabled on this "
+                                  f"host ({why})")
+        assert k is not None  # a flag was given, and its feature found
+        rdt = {**st.config.get("linux", {}).get("intelRdt", {}), **new}
+        if rec is None:
+            k.check(rdt, cid)
+            rec = k.setup(rdt, cid)
+            try:
+                k.join(rec, st.pid)
+            except BaseException:
+                k.destroy(rec)
+                raise
+            st.extra["intelRdt"] = rec
+        else:
+            k.write_schemata(rec["path"], schema_lines(rdt))
+        st.config.setdefault("linux", {})["intelRdt"] = rdt
+        cdir.save(st)
+    finally:
+        cdir.unlock()

@@ -18,6 +18,7 @@ import pytest
 
 from pyrunc import intelrdt
 from tests.conftest import REPO, Runtime, error_lines
+from tests.integration.test_cgroups_cli import cgroup_dir
 from tests.unit.test_intelrdt import ROOT_FILES, make_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -139,3 +140,44 @@ def test_features_report_intel_rdt(rt: Runtime) -> None:
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["linux"]["intelRdt"] == {"enabled": True, "schemata": True,
                                                          "monitoring": True}
+
+
+@pytest.mark.skipif(intelrdt.find_root() is not None,
+                    reason="resctrl is mounted here: the refusal cannot be tested")
+def test_update_schema_refused_without_resctrl(rt: Runtime) -> None:
+    """runc 1.1 here: "Intel RDT/CAT: l3 cache schema is not enabled", exit 1."""
+    b = rt.bundle(**{"process.args": ["sleep", "600"]})
+    cid = rt.new_id()
+    rt("run", "-d", "-b", str(b), cid, check=True)
+    try:
+        for flag, name in (("--l3-cache-schema", "CAT"), ("--mem-bw-schema", "MBA")):
+            p = rt("update", flag, "X:0=1", "--pids-limit", "77", cid)
+            assert p.returncode == 1
+            assert error_lines(p.stderr) == [f"update: {flag}: Intel RDT/{name} is not enabled "
+                                             "on this host (resctrl is not mounted)"]
+        pids_max = cgroup_dir(rt.state(cid)["pid"], "pids") / "pids.max"
+        assert pids_max.read_text().strip() != "77"  # nothing changed
+    finally:
+        rt("delete", "-f", cid)
+
+
+def test_update_schemas_on_stand_in_resctrl(fake_rt: tuple[Runtime, Path]) -> None:
+    """runc's update: a container created without intelRdt gets its group."""
+    rt, root = fake_rt
+    b = rt.bundle(**{"process.args": ["sleep", "600"]})
+    cid = rt.new_id()
+    rt("run", "-d", "-b", str(b), cid, check=True)
+    group = root / cid
+    try:
+        rt("update", "--mem-bw-schema", "MB:0=30", cid, check=True)
+        assert (group / "schemata").read_text() == "MB:0=30\n"
+        assert (group / "tasks").read_text() == str(rt.state(cid)["pid"])
+        rt("update", "--l3-cache-schema", "L3:0=3", cid, check=True)
+        assert (group / "schemata").read_text() == "L3:0=3\nMB:0=30\n"
+        p = rt("update", "--l3-cache-schema", "L3:0=3\nMB:0=1", cid)
+        assert error_lines(p.stderr) == ["update: --l3-cache-schema: must not contain a newline"]
+        ev = json.loads(rt("events", "--stats", cid, check=True).stdout)["data"]
+        assert ev["intel_rdt"]["schemata"] == ["L3:0=3", "MB:0=30"]
+    finally:
+        rt("delete", "-f", cid)
+    assert not group.exists()
