@@ -172,16 +172,23 @@ def events(root: Root, cid: str, stats_once: bool, interval: float) -> None:
     from pyrunc.fastjson import dumps
 
     c = Container(root, cid)
-    mgr, status, _ = _manager(c)
+    mgr, status, st = _manager(c)
     if status == "stopped":
         raise PyruncError("container not running")
+
+    def stats() -> Any:
+        data = mgr.stats()
+        if "intelRdt" in st.extra:  # runc's "intel_rdt"
+            from pyrunc import intelrdt
+            data["intel_rdt"] = intelrdt.stats(st.extra["intelRdt"])
+        return data
 
     def emit(kind: str, data: Any) -> None:
         os.write(1, (dumps({"type": kind, "id": cid, "data": data}, compact=True)
                      + "\n").encode())
 
     if stats_once:
-        emit("stats", mgr.stats())
+        emit("stats", stats())
         return
     last_oom = _oom_count(mgr)
     while True:
@@ -191,7 +198,7 @@ def events(root: Root, cid: str, stats_once: bool, interval: float) -> None:
             return
         if status == "stopped":
             return
-        emit("stats", mgr.stats())
+        emit("stats", stats())
         deadline = time.monotonic() + interval
         while time.monotonic() < deadline:
             oom = _oom_count(mgr)

@@ -229,9 +229,15 @@ def cmd_update(args: Namespace) -> int:
         resources = read_resources(args.resources)
     else:
         resources = resources_from_flags(given)
-    if not resources:
+    rdt = {k: v for k, v in (("l3CacheSchema", args.l3_cache_schema),
+                             ("memBwSchema", args.mem_bw_schema)) if v}
+    if not resources and not rdt:
         raise UsageError("update: nothing to update (give --resources or a resource flag)")
-    update(_root(args), args.id, resources)
+    if rdt:  # first, like runc's feature check: a refusal changes nothing
+        from pyrunc import intelrdt
+        intelrdt.update(_root(args), args.id, rdt)
+    if resources:
+        update(_root(args), args.id, resources)
     return 0
 
 
@@ -302,8 +308,8 @@ def _commands() -> list[Command]:
             *[Flag("--" + f, "str", help=f"new {f.replace('-', ' ')}") for f in UPDATE_FLAGS],
             Flag("--kernel-memory", "str", help="ignored, as in runc"),
             Flag("--kernel-memory-tcp", "str", help="ignored, as in runc"),
-            Flag("--l3-cache-schema", "str", help="Intel RDT (not available)"),
-            Flag("--mem-bw-schema", "str", help="Intel RDT (not available)"),
+            Flag("--l3-cache-schema", "str", help="new Intel RDT L3 cache schema"),
+            Flag("--mem-bw-schema", "str", help="new Intel RDT memory bandwidth schema"),
         ]),
         one("events", cmd_events, "display container events such as OOM notifications and "
             "statistics", [Flag("--stats", help="display the container's stats then exit"),

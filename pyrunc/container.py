@@ -95,6 +95,11 @@ class Container:
                                   "allocate tty")
             console = None
         _check_host_support(cfg)
+        rdt = None
+        if "intelRdt" in cfg.get("linux", {}):
+            from pyrunc import intelrdt
+
+            rdt = intelrdt.open_for(cfg["linux"]["intelRdt"], self.id)
         cdir = self.root.make(self.id)
         st = State(id=self.id, bundle=bundle, rootfs=rootfs, created=_now_rfc3339(),
                    annotations=cfg.get("annotations", {}), config=cfg,
@@ -109,6 +114,9 @@ class Container:
             st.cgroup = mgr.to_state()
             cdir.save(st)
             mgr.set(linux.get("resources", {}))
+            if rdt is not None:
+                st.extra["intelRdt"] = rdt.setup(linux["intelRdt"], self.id)
+                cdir.save(st)
             os.mkfifo(cdir.fifo, 0o622)
             os.chmod(cdir.fifo, 0o622)  # not narrowed by our umask
             # init opens it as the container's root, which may be another host uid
@@ -175,6 +183,8 @@ class Container:
                 cdir.save(st)
                 try:
                     mgr.apply(init_pid)
+                    if rdt is not None:  # before init may fork: children inherit it
+                        rdt.join(st.extra["intelRdt"], init_pid)
                     sync.send(psock, {"type": "cgroup"})
                 except (PyruncError, OSError):
                     if proc_start_time(init_pid) == st.init_start:
@@ -213,7 +223,7 @@ class Container:
         except BaseException as e:
             from pyrunc.hooks import HookError
 
-            self._rollback(cdir, mgr, init_pid)
+            self._rollback(cdir, mgr, init_pid, st.extra.get("intelRdt"))
             if isinstance(e, HookError):  # lifecycle step 3-5 failed: go on at 12-13
                 _poststop(st, "stopped")
             raise
@@ -230,7 +240,8 @@ class Container:
             raise PyruncError(f"config.json: linux.uidMappings/gidMappings: cannot write id "
                               f"maps: {e.strerror}") from None
 
-    def _rollback(self, cdir: ContainerDir, mgr: Any, init_pid: int) -> None:
+    def _rollback(self, cdir: ContainerDir, mgr: Any, init_pid: int,
+                  rdt: dict[str, Any] | None = None) -> None:
         if init_pid:
             _kill_and_wait(init_pid)
         if mgr is not None:
@@ -238,6 +249,8 @@ class Container:
                 mgr.destroy()
             except Exception as e:  # noqa: BLE001 - report, keep cleaning
                 log.warning(f"cleanup: removing cgroup: {e}")
+        if rdt:
+            _remove_rdt(rdt)
         cdir.remove()
 
     # ---- the rest -----------------------------------------------------------
@@ -346,6 +359,8 @@ class Container:
                 mgr.destroy()
             except Exception as e:  # noqa: BLE001
                 log.warning(f"removing cgroup: {e}")
+        if "intelRdt" in st.extra:
+            _remove_rdt(st.extra["intelRdt"])
         _poststop(st, "stopped")
         cdir.remove()
 
@@ -397,9 +412,15 @@ def _check_host_support(cfg: dict[str, Any]) -> None:
             seccomp.validate(linux["seccomp"])
     except (lsm.LsmError, sysctl.SysctlError) as e:
         raise PyruncError(str(e)) from None
-    if "intelRdt" in linux and not os.path.exists("/sys/fs/resctrl/schemata"):
-        raise PyruncError("config.json: linux.intelRdt: Intel RDT is not available on this "
-                          "host (resctrl is not mounted)")
+
+
+def _remove_rdt(rec: dict[str, Any]) -> None:
+    from pyrunc import intelrdt
+
+    try:
+        intelrdt.destroy(rec)
+    except OSError as e:
+        log.warning(f"removing resctrl group: {e}")
 
 
 def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) -> None:

@@ -244,6 +244,9 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
             mgr.apply(exec_pid)
             if subs:
                 _join_sub_cgroups(mgr, subs, exec_pid)
+        if "intelRdt" in st.extra:
+            from pyrunc import intelrdt
+            intelrdt.join(st.extra["intelRdt"], exec_pid)
         sync.send(parent_sock, {"type": "cgroup"})
         msg, fds = sync.recv(parent_sock)  # EOF: execve happened (socket is close-on-exec)
         if msg.get("type") == "seccomp":

@@ -34,7 +34,7 @@ def features() -> dict[str, Any]:
             # Labels are applied when the LSM is enabled on the host.
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
-            "intelRdt": {"enabled": False},
+            "intelRdt": {"enabled": True, "schemata": True, "monitoring": True},
             "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
             "memoryPolicy": {"modes": sorted(sched.MPOL_MODES),

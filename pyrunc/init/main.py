@@ -141,8 +141,8 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
 
     try:
         os.setsid()
-        affinity = proc.get("execCPUAffinity", {})
-        sched.apply_affinity(affinity.get("initial"), "initial")
+        # process.execCPUAffinity "is not applicable to the container's init
+        # process" (config.md): only `exec` applies it (pyrunc.init.exec_child).
         if not plan.no_new_keyring:
             L.join_session_keyring(f"_ses.{plan.cid}")
         if "network" in nstypes and not _ns_path(linux, "network"):
@@ -248,7 +248,6 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             sched.apply_personality(linux["personality"])
         if "memoryPolicy" in linux:
             sched.apply_memory_policy(linux["memoryPolicy"])
-        sched.apply_affinity(affinity.get("final"), "final")
         lsm.apply_on_exec(proc)
         if seccomp_cfg and not proc.get("noNewPrivileges"):
             seccomp.install(seccomp_cfg)  # needs CAP_SYS_ADMIN, which the next step drops
