@@ -33,9 +33,12 @@ def check(proc: dict[str, Any], linux: dict[str, Any],
     src prefixes the field name (exec: "process.json: " or "exec: ")."""
     if proc.get("apparmorProfile") and not apparmor_enabled():
         raise LsmError(f"{src}apparmorProfile: apparmor is not enabled on this host")
-    if (proc.get("selinuxLabel") or linux.get("mountLabel")) and not selinux_enabled():
-        raise LsmError("selinux label is specified in config, but selinux is disabled or not "
-                       "supported")
+    # runc's words after the field's name: clients may match them
+    why = "selinux label is specified in config, but selinux is disabled or not supported"
+    if proc.get("selinuxLabel") and not selinux_enabled():
+        raise LsmError(f"{src}selinuxLabel: {why}")
+    if linux.get("mountLabel") and not selinux_enabled():
+        raise LsmError(f"config.json: linux.mountLabel: {why}")
 
 
 def apply_on_exec(proc: dict[str, Any]) -> None:

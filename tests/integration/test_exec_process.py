@@ -148,12 +148,13 @@ def test_lsm_labels_refused_when_disabled(running: Any, tmp_path: Path) -> None:
     assert p.returncode == 255
     assert error_lines(p.stderr) == ["exec: process.apparmorProfile: apparmor is not enabled "
                                      "on this host"]
-    want = ["selinux label is specified in config, but selinux is disabled or not supported"]
+    why = "selinux label is specified in config, but selinux is disabled or not supported"
     p = _exec_p(rt, cid, tmp_path, {"args": ["/bin/true"], "cwd": "/",
                                     "selinuxLabel": "system_u:system_r:container_t:s0"})
-    assert (p.returncode, error_lines(p.stderr)) == (255, want)
+    assert (p.returncode, error_lines(p.stderr)) == (255, [f"process.json: selinuxLabel: {why}"])
     p = rt("exec", "--process-label", "system_u:system_r:container_t:s0", cid, "true")
-    assert (p.returncode, error_lines(p.stderr)) == (255, want)
+    assert (p.returncode, error_lines(p.stderr)) == (
+        255, [f"exec: process.selinuxLabel: {why}"])
 
 
 @pytest.mark.skipif(not os.access(RUNC, os.X_OK), reason="runc is not installed")

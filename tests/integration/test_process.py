@@ -145,7 +145,11 @@ def test_time_namespace_offsets(rt: Runtime) -> None:
 @pytest.mark.parametrize("field,value,message", [
     ("process.apparmorProfile", "myprofile", "apparmor is not enabled on this host"),
     ("process.selinuxLabel", "system_u:system_r:container_t:s0",
-     "selinux label is specified in config, but selinux is disabled"),
+     "config.json: process.selinuxLabel: selinux label is specified in config, but selinux "
+     "is disabled"),
+    ("linux.mountLabel", "system_u:object_r:container_file_t:s0",
+     "config.json: linux.mountLabel: selinux label is specified in config, but selinux "
+     "is disabled"),
 ])
 def test_lsm_labels_refused_without_the_lsm(rt: Runtime, field: str, value: str,
                                             message: str) -> None:
