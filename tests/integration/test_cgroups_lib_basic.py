@@ -74,9 +74,11 @@ def test_set_v1_basic(mgr: cgroups.Manager) -> None:
 
 
 def test_shares_to_weight() -> None:
-    assert cgroups.shares_to_weight(1024) == 100
-    assert cgroups.shares_to_weight(2) == 1
-    assert cgroups.shares_to_weight(262144) == 10000
+    from pyrunc.cgroups.v2 import shares_to_weight
+
+    assert shares_to_weight(1024) == 100
+    assert shares_to_weight(2) == 1
+    assert shares_to_weight(262144) == 10000
 
 
 def test_v1_device_deny(mgr: cgroups.Manager, tmp_path: "os.PathLike[str]") -> None:

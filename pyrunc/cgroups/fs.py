@@ -1,0 +1,101 @@
+"""Reading and writing cgroup control files (v1 and v2 alike).
+
+Writes never create a file (no O_CREAT, like runc's WriteFile): a missing
+control file means a missing controller, and must fail rather than leave a
+plain file behind in a fake or real cgroup directory."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from pyrunc.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_U64 = (1 << 64) - 1
+
+
+def write_raw(d: str, name: str, value: str) -> None:
+    """One write(2) of value to d/name; OSError as the kernel returns it."""
+    fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def write(d: str, name: str, value: Any, field: str, rootless: bool = False) -> None:
+    """write_raw with the error named after the config field it came from."""
+    try:
+        write_raw(d, name, str(value))
+    except OSError as e:
+        if rootless and e.errno in (errno.EACCES, errno.EPERM):
+            return  # rootless without a delegated cgroup: like runc, go on
+        why = e.strerror
+        if e.errno == errno.ENOENT:
+            why = "no such control file (controller not available here)"
+        raise PyruncError(f"linux.resources.{field}: cannot write {str(value)!r} "
+                          f"to {name}: {why}") from None
+
+
+def read(d: str, name: str) -> str | None:
+    try:
+        with open(os.path.join(d, name)) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def read_int(d: str, name: str) -> int | None:
+    """A single-number file; "max" reads as the largest u64 (runc's rule)."""
+    text = read(d, name)
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "max":
+        return MAX_U64
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def read_keyed(d: str, name: str) -> dict[str, int]:
+    """"key value" lines (memory.stat, cpu.stat, memory.events, ...)."""
+    out: dict[str, int] = {}
+    for line in (read(d, name) or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = MAX_U64 if parts[1] == "max" else int(parts[1])
+            except ValueError:
+                continue
+    return out
+
+
+def hugepage_sizes(base: str = "/sys/kernel/mm/hugepages") -> list[str]:
+    """The host's huge page sizes as cgroup file names spell them (2MB, 1GB)."""
+    out: list[str] = []
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return out
+    for n in names:
+        if not n.startswith("hugepages-") or not n.endswith("kB"):
+            continue
+        kb = int(n[len("hugepages-"):-2])
+        for unit, size in (("GB", 1 << 20), ("MB", 1 << 10), ("KB", 1)):
+            if kb % size == 0:
+                out.append(f"{kb // size}{unit}")
+                break
+    return out
+
+
+def rdma_line(dev: str, limits: dict[str, Any]) -> str:
+    """One rdma.max line (v1 and v2 alike): only the limits given."""
+    return dev + "".join(f" {name}={limits[key]}" for key, name in (
+        ("hcaHandles", "hca_handle"), ("hcaObjects", "hca_object"))
+        if limits.get(key) is not None)
