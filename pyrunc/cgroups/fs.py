@@ -36,7 +36,7 @@ def write(d: str, name: str, value: Any, field: str, rootless: bool = False) -> 
             return  # rootless without a delegated cgroup: like runc, go on
         why = e.strerror
         if e.errno == errno.ENOENT:
-            why = "no such control file (controller not available here)"
+            why = "no such control file (not offered by this kernel or controller)"
         raise PyruncError(f"linux.resources.{field}: cannot write {str(value)!r} "
                           f"to {name}: {why}") from None
 
