@@ -168,13 +168,45 @@ def read_resources(path: str) -> dict[str, Any]:
     return data
 
 
+def parse_interval(text: str) -> float:
+    """--interval: a Go duration like runc's ("5s", "500ms", "1m30s"), or
+    plain seconds."""
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip()
+    try:
+        total = float(t)
+    except ValueError:
+        total, num = 0.0, ""
+        i = 0
+        while i < len(t):
+            if t[i].isdigit() or t[i] == ".":
+                num += t[i]
+                i += 1
+                continue
+            unit = next((u for u in sorted(units, key=len, reverse=True) if t.startswith(u, i)),
+                        None)
+            if unit is None or not num:
+                raise UsageError(f'invalid value "{text}" for flag --interval') from None
+            total += float(num) * units[unit]
+            num, i = "", i + len(unit)
+        if num or not t:
+            raise UsageError(f'invalid value "{text}" for flag --interval') from None
+    if total <= 0:
+        raise UsageError("duration interval must be greater than 0")
+    return total
+
+
 def events(root: Root, cid: str, stats_once: bool, interval: float) -> None:
+    """runc's events: --stats prints one stats event; otherwise a stats event
+    every interval and an "oom" event as each OOM happens, until the
+    container stops (runc: until its cgroup goes away)."""
+    from pyrunc.cgroups.notify import OomWatch
     from pyrunc.fastjson import dumps
 
     c = Container(root, cid)
     mgr, status, st = _manager(c)
     if status == "stopped":
-        raise PyruncError("container not running")
+        raise PyruncError(f"container with id {cid} is not running")
 
     def stats() -> Any:
         data = mgr.stats()
@@ -183,33 +215,32 @@ def events(root: Root, cid: str, stats_once: bool, interval: float) -> None:
             data["intel_rdt"] = intelrdt.stats(st.extra["intelRdt"])
         return data
 
-    def emit(kind: str, data: Any) -> None:
-        os.write(1, (dumps({"type": kind, "id": cid, "data": data}, compact=True)
-                     + "\n").encode())
+    def emit(kind: str, data: Any = None) -> None:
+        event: dict[str, Any] = {"type": kind, "id": cid}
+        if data is not None:
+            event["data"] = data
+        os.write(1, (dumps(event, compact=True) + "\n").encode())
 
     if stats_once:
         emit("stats", stats())
         return
-    last_oom = _oom_count(mgr)
-    while True:
-        try:
-            status = c.state()["status"]
-        except PyruncError:
-            return
-        if status == "stopped":
-            return
-        emit("stats", stats())
-        deadline = time.monotonic() + interval
-        while time.monotonic() < deadline:
-            oom = _oom_count(mgr)
-            if oom > last_oom:
-                emit("oom", None)
-                last_oom = oom
-            time.sleep(min(0.2, interval))
-
-
-def _oom_count(mgr: Any) -> int:
+    watch = OomWatch(mgr)
     try:
-        return int(mgr.stats().get("memory", {}).get("oom_kill", 0) or 0)
-    except (OSError, AttributeError, ValueError):
-        return 0
+        next_stats = time.monotonic() + interval  # like Go's time.Tick: first after one interval
+        while True:
+            # wake at least every second to notice the container stopping
+            for _ in range(watch.wait(min(1.0, max(0.0, next_stats - time.monotonic())))):
+                emit("oom")
+            try:
+                status = c.state()["status"]
+            except PyruncError:
+                return
+            if status == "stopped" or watch.gone():
+                for _ in range(watch.wait(0)):  # an OOM that ended it is still news
+                    emit("oom")
+                return
+            if time.monotonic() >= next_stats:
+                emit("stats", stats())
+                next_stats += interval
+    finally:
+        watch.close()

@@ -242,11 +242,9 @@ def cmd_update(args: Namespace) -> int:
 
 
 def cmd_events(args: Namespace) -> int:
-    from pyrunc.cgroup_cmds import events
+    from pyrunc.cgroup_cmds import events, parse_interval
 
-    if args.interval <= 0:
-        raise UsageError("--interval must be greater than 0")
-    events(_root(args), args.id, args.stats, float(args.interval))
+    events(_root(args), args.id, args.stats, parse_interval(args.interval))
     return 0
 
 
@@ -313,7 +311,8 @@ def _commands() -> list[Command]:
         ]),
         one("events", cmd_events, "display container events such as OOM notifications and "
             "statistics", [Flag("--stats", help="display the container's stats then exit"),
-                           Flag("--interval", "int", 5, help="seconds between stats")]),
+                           Flag("--interval", "str", "5s",
+                                help="stats collection interval (a duration: 5s, 500ms)")]),
         Command("features", cmd_features, "show the enabled features", max_args=0),
         Command("spec", cmd_spec, "create a new specification file",
                 [Flag("-b,--bundle", "str", help="path to the root of the bundle directory"),

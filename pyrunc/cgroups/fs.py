@@ -65,8 +65,12 @@ def read_int(d: str, name: str) -> int | None:
 
 def read_keyed(d: str, name: str) -> dict[str, int]:
     """"key value" lines (memory.stat, cpu.stat, memory.events, ...)."""
+    return parse_keyed(read(d, name) or "")
+
+
+def parse_keyed(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
-    for line in (read(d, name) or "").splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrunc.cgroup_cmds import ram_in_bytes, resources_from_flags
+from pyrunc.cgroup_cmds import parse_interval, ram_in_bytes, resources_from_flags
 from pyrunc.errors import UsageError
 
 
@@ -29,3 +29,15 @@ def test_resources_from_flags() -> None:
                    "pids": {"limit": 20}}
     with pytest.raises(UsageError, match="--pids-limit"):
         resources_from_flags({"pids-limit": "many"})
+
+
+@pytest.mark.parametrize("text,seconds", [("5s", 5.0), ("500ms", 0.5), ("1m30s", 90.0),
+                                          ("2", 2.0), ("0.25", 0.25), ("1h", 3600.0)])
+def test_parse_interval(text: str, seconds: float) -> None:
+    assert parse_interval(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5x", "s", "0s", "-1", "5s3"])
+def test_parse_interval_rejects(text: str) -> None:
+    with pytest.raises(UsageError, match="interval"):
+        parse_interval(text)
