@@ -147,6 +147,14 @@ class Manager:
         return sorted(out)
 
     def signal_all(self, sig: int) -> None:
+        if sig == 9 and "" in self.dirs:
+            # cgroup.kill (Linux 5.14+): the whole v2 subtree at once, frozen
+            # or not, with no window to fork away; what remains is per pid.
+            try:
+                with open(os.path.join(self.dirs[""], "cgroup.kill"), "w") as f:
+                    f.write("1")
+            except OSError:
+                pass
         for pid in self.pids():
             try:
                 os.kill(pid, sig)
@@ -165,13 +173,16 @@ class Manager:
         path, v1 = self._freezer()
         with open(path, "w") as f:
             f.write(("FROZEN" if frozen else "THAWED") if v1 else ("1" if frozen else "0"))
-        if v1:  # FREEZING is a transient state: wait until every task is frozen
-            want = "FROZEN" if frozen else "THAWED"
-            for _ in range(2000):
-                with open(path) as f:
-                    if f.read().strip() == want:
-                        return
-                time.sleep(0.001)
+        # Freezing takes a moment: wait until every task is (v1: FREEZING
+        # turns FROZEN; v2: cgroup.events says "frozen 1"), as runc does.
+        want = ("FROZEN" if frozen else "THAWED") if v1 else f"frozen {int(frozen)}"
+        path = path if v1 else os.path.join(os.path.dirname(path), "cgroup.events")
+        for _ in range(2000):
+            with open(path) as f:
+                text = f.read()
+            if (text.strip() == want) if v1 else (want in text.splitlines()):
+                return
+            time.sleep(0.001)
 
     def freeze(self) -> None:
         self._set_frozen(True)
