@@ -127,6 +127,8 @@ def _prepare(cfg: dict[str, Any], root: Root, linux: dict[str, Any], in_userns: 
         except OSError as e:
             raise MountError(f"config.json: linux.devices[{idx}]: cannot create "
                              f"{dev['path']!r}: {e.strerror}") from None
+    if cfg.get("process", {}).get("terminal"):
+        _console_placeholder(root)
     cwd = cfg.get("process", {}).get("cwd")
     if cwd:
         try:
@@ -234,7 +236,9 @@ def mount_one(m: dict[str, Any], root: Root, linux: dict[str, Any]) -> None:
             else:
                 L.mount(source or mtype, paths.fd_path(under), mtype, flags,
                         ",".join(p.data) or None)
-            new = _landed(root, dest_c, under, where)
+            # a remount changes the mount that is there: the same one must be found again
+            same = mountapi.mount_id(under)[0] if flags & L.MS_REMOUNT else None
+            new = _landed(root, dest_c, under, where, same)
         finally:
             os.close(under)
     try:
@@ -506,6 +510,51 @@ def _dev_symlinks(root: Root) -> None:
             except FileExistsError:
                 pass
         os.close(paths.create_in(dev, "ptmx", "symlink", target="pts/ptmx"))
+    finally:
+        os.close(dev)
+
+
+def _console_placeholder(root: Root) -> None:
+    """An empty /dev/console for mount_console to cover later (/dev may be
+    read-only by then)."""
+    dev = paths.mkdir_all(root.fd, "/dev")
+    try:
+        root.inside(dev)
+        os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+                         | os.O_CLOEXEC, 0o600, dir_fd=dev))
+    except FileExistsError:
+        pass
+    finally:
+        os.close(dev)
+
+
+def mount_console(slave: int) -> None:
+    """/dev/console becomes the container's pty (spec: the pty is bind-mounted
+    there). The source is the slave fd itself, the target is the "console"
+    entry of /dev, opened without following a symlink: an image's symlink
+    there must not get the pty (or a remount) onto another file (the
+    CVE-2025-52565 class). After pivot_root, so no /proc path is used."""
+    st = os.fstat(slave)
+    if not stat.S_ISCHR(st.st_mode) or not 136 <= os.major(st.st_rdev) < 144:
+        raise MountError("the console is not a pty slave; refusing to mount it")
+    root = paths.open_root("/")
+    try:
+        dev = paths.resolve(root, "/dev")
+    finally:
+        os.close(root)
+    try:
+        try:
+            target = open_child(dev, "console")
+        except FileNotFoundError:
+            target = paths.create_in(dev, "console", "file", 0o600)
+        try:
+            kind = os.fstat(target).st_mode
+            if not (stat.S_ISREG(kind) or stat.S_ISCHR(kind)):
+                raise MountError("/dev/console in the container is not a file or a device "
+                                 "(a symlink?); refusing to mount the console there")
+            mountapi.attach(mountapi.open_tree("", False, dirfd=slave), target)
+        finally:
+            os.close(target)
     finally:
         os.close(dev)
 
