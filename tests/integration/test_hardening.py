@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -199,3 +200,25 @@ def test_mount_inside_proc_through_a_symlink_is_refused(rt: Runtime) -> None:
     # like runc's checkProcMount, except the few files lxcfs provides.
     idx, line = _refused_mount(rt, ("psys", "/proc/sys"), "/psys/kernel")
     assert f"mounts[{idx}]" in line and "'/proc/sys/kernel', inside /proc" in line
+
+
+def test_planted_dev_console_symlink_is_refused(rt: Runtime) -> None:
+    # CVE-2025-52565 class: the image's /dev/console is a symlink to a procfs
+    # file; bind-mounting the pty "there" would land on that file. The image's
+    # own /dev is used (no tmpfs on /dev), so the image controls it.
+    from tests.integration.test_rootfs import _in_script
+
+    b = rt.bundle(**{"process.terminal": True, "process.args": ["true"]})
+    cfg = rt.config(b)
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/dev"]
+    cfg["mounts"].insert(1, {"destination": "/dev", "type": "bind",
+                             "source": str(b / "rootfs" / "dev"), "options": ["rbind"]})
+    rt.write_config(b, cfg)
+    os.mknod(b / "rootfs" / "dev" / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.symlink("pts/ptmx", b / "rootfs" / "dev" / "ptmx")
+    os.symlink("/proc/sys/kernel/core_pattern", b / "rootfs" / "dev" / "console")
+    before = Path("/proc/sys/kernel/core_pattern").read_text()
+    p = _in_script(rt, b)
+    assert p.returncode == 1, p.stdout
+    assert "/dev/console in the container is not a file or a device" in p.stdout
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == before
