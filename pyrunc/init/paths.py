@@ -82,7 +82,10 @@ def _create_first_missing(root_fd: int, parts: list[str], mode: int, file: bool)
         try:
             fd = open_in_root(root_fd, "/".join(parts[: i + 1]), os.O_PATH | os.O_NOFOLLOW)
         except FileNotFoundError:
-            parent = open_in_root(root_fd, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+            try:
+                parent = open_in_root(root_fd, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                return parts  # changed under us: look again
             try:
                 if file and i == len(parts) - 1:
                     os.close(os.open(parts[i], os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.conftest import Runtime, error_lines
 
-RUNS = 60
+RUNS = 50
 
 FLIPPER = r"""
 import ctypes, sys
