@@ -130,7 +130,7 @@ def test_masks_hold_against_remount(rt: Runtime) -> None:
 
 
 def test_symlinked_destinations_stay_inside(rt: Runtime, tmp_path: Path) -> None:
-    # Mount, device, masked-path and cwd destinations reached through symlinks
+    # Mount, device, masked, read-only and cwd paths reached through symlinks
     # that climb ("../../.."), point at the host's /etc, or point at a host
     # directory all resolve inside the rootfs, as if it were "/".
     host_dir = tmp_path / "hostdir"
@@ -140,7 +140,8 @@ def test_symlinked_destinations_stay_inside(rt: Runtime, tmp_path: Path) -> None
     mark = f"pyrunc-{rt.token}"
     b = rt.bundle(**{"process.args": ["sh", "-c",
                      f"pwd; cat /proc/self/mountinfo | cut -d' ' -f5; cat /etc/{mark}; "
-                     f"cat /etc/secret; stat -c %F /etc/{mark}.dev"],
+                     f"cat /etc/secret; touch /mnt/w 2>/dev/null || echo mnt-ro; "
+                     f"stat -c %F /etc/{mark}.dev"],
                      "process.cwd": f"/evil/{mark}-cwd"})
     r = b / "rootfs"
     os.symlink("../../../../..", r / "up")
@@ -159,6 +160,8 @@ def test_symlinked_destinations_stay_inside(rt: Runtime, tmp_path: Path) -> None
     cfg["linux"]["devices"] = [{"path": f"/up/etcl/{mark}.dev", "type": "c", "major": 1,
                                 "minor": 3}]
     cfg["linux"]["maskedPaths"].append("/up/etcl/secret")
+    cfg["linux"]["readonlyPaths"].append("/rel")
+    cfg["root"]["readonly"] = False
     rt.write_config(b, cfg)
     p = rt("run", "-b", str(b), rt.new_id())
     assert p.returncode == 0, p.stderr
@@ -166,7 +169,8 @@ def test_symlinked_destinations_stay_inside(rt: Runtime, tmp_path: Path) -> None
     assert lines[0] == f"{host_dir}/{mark}-cwd"
     for where in ("/m1", f"/etc/{mark}", "/mnt/m2", f"{host_dir}/m3"):
         assert where in lines, (where, lines)
-    assert lines[-2:] == ["bound", "character special file"]  # /etc/secret is masked: empty
+    # /etc/secret is masked (empty), /mnt read-only
+    assert lines[-3:] == ["bound", "mnt-ro", "character special file"]
     for host_path in (f"/etc/{mark}", f"/etc/{mark}.dev", "/m1", "/mnt/m2",
                       str(host_dir / "m3"), str(host_dir / f"{mark}-cwd")):
         assert not os.path.lexists(host_path), host_path
