@@ -17,6 +17,7 @@ from pyrunc.errors import PyruncError, UsageError
 from pyrunc.init import mountopts, paths
 from pyrunc.init.process import ProcessError, build_env, cap_sets, look_path
 from pyrunc.linux import libc as L
+from pyrunc.linux import openat2
 from pyrunc.linux.openat2 import open_in_root, walk_in_root
 from pyrunc.state import State, derive_status, oci_state, validate_id
 
@@ -87,7 +88,11 @@ def test_lookup_stays_inside(tmp_path: Path, lookup: Any) -> None:
         os.close(rfd)
 
 
-def test_mkdir_all_and_make_file_create_inside(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernel", ["openat2", "fallback"])
+def test_mkdir_all_and_make_file_create_inside(tmp_path: Path, kernel: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    if kernel == "fallback":  # as after ENOSYS on a kernel older than 5.6
+        monkeypatch.setitem(openat2._STATE, "have", False)
     root, rfd = _tree(tmp_path)
     try:
         assert _where(paths.mkdir_all(rfd, "/evil/sub")) == str(
