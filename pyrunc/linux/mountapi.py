@@ -20,14 +20,6 @@ class MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def setattr_recursive(path: str, attr_set: int, attr_clr: int, propagation: int = 0) -> None:
-    attr = MountAttr(attr_set, attr_clr, propagation, 0)
-    try:
-        libc.syscall("mount_setattr", AT_FDCWD, path.encode(), AT_RECURSIVE | AT_SYMLINK_NOFOLLOW,
-                     ctypes.byref(attr), ctypes.sizeof(attr))
-    except OSError as e:
-        raise OSError(e.errno, f"mount_setattr: {e.strerror}", path) from None
-
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = 0o2000000
 AT_EMPTY_PATH = 0x1000
