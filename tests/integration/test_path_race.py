@@ -98,4 +98,6 @@ def test_swapping_a_destination_for_a_symlink_never_mounts_outside(rt: Runtime,
     finally:
         flipper.kill()
         flipper.wait()
+        if flipper.stdout is not None:
+            flipper.stdout.close()
     print(f"{ok} runs mounted inside the container, {failed} refused: {reasons}")
