@@ -194,6 +194,8 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             )
 
             master, slave, slave_path = open_pty_in_container()
+            if "mount" in nstypes:
+                rootfs.mount_console(slave)
             if "consoleSize" in proc:
                 set_winsize(master, proc["consoleSize"]["height"], proc["consoleSize"]["width"])
             if plan.console is None:

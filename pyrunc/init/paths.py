@@ -1,8 +1,12 @@
-"""Resolving container paths inside the rootfs without escaping it.
+"""Container paths resolved inside the rootfs by the kernel, as fds.
 
-Symlinks are followed as if the rootfs were "/": an absolute link target
-restarts from the rootfs and ".." never climbs above it (the semantics of
-openat2's RESOLVE_IN_ROOT, done in user space)."""
+Every path from config.json or the image is looked up relative to an O_PATH
+fd of the rootfs with openat2(RESOLVE_IN_ROOT): symlinks are followed as if
+the rootfs were "/", ".." never climbs above it, and the answer is an fd, so
+nothing can swap a component for a symlink between the lookup and its use
+(callers mount onto the fd, never onto a string). A missing component is
+created from the fd of its parent, then the lookup starts again from the
+root: whatever raced us, each step stays inside."""
 
 from __future__ import annotations
 
@@ -10,65 +14,117 @@ import errno
 import os
 import stat
 
-_MAX_LINKS = 255
+from pyrunc.linux.openat2 import open_child, open_in_root
+
+_MAX_STEPS = 256  # components created plus dangling symlinks followed
 
 
-def secure_join(root: str, unsafe: str) -> str:
-    """Host path of `unsafe` interpreted inside `root`; never outside root."""
-    root = os.path.abspath(root)
-    pending = [p for p in unsafe.split("/") if p not in ("", ".")]
-    pending.reverse()
-    done: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = os.path.join(root, *done, part)
+def open_root(path: str) -> int:
+    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def fd_path(fd: int) -> str:
+    """The magic link of fd: mount(2) on it acts on exactly that file."""
+    return f"/proc/self/fd/{fd}"
+
+
+def location(fd: int) -> str:
+    """Where fd is, as this process's root sees it."""
+    return os.readlink(fd_path(fd))
+
+
+def resolve(root_fd: int, path: str, nofollow: bool = False) -> int:
+    """O_PATH fd of path inside root_fd; OSError if it does not exist."""
+    return open_in_root(root_fd, path, os.O_PATH | (os.O_NOFOLLOW if nofollow else 0))
+
+
+def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
+    """O_PATH fd of directory path inside root_fd, made (with parents) if missing."""
+    return _make(root_fd, path, mode, False)
+
+
+def make_file(root_fd: int, path: str) -> int:
+    """O_PATH fd of path inside root_fd, an empty file (with parent
+    directories) if nothing is there: the target of a file bind mount."""
+    return _make(root_fd, path, 0o755, True)
+
+
+def parent_and_name(root_fd: int, path: str) -> tuple[int, str]:
+    """(fd of the parent directory, made if missing; last component) of a
+    path whose last component we create ourselves (devices, symlinks)."""
+    path = os.path.normpath("/" + path)
+    name = os.path.basename(path)
+    if not name:
+        raise OSError(errno.EINVAL, "not a file path", path)
+    return mkdir_all(root_fd, os.path.dirname(path)), name
+
+
+def _split(path: str) -> list[str]:
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def _make(root_fd: int, path: str, mode: int, file: bool) -> int:
+    parts = _split(path)
+    for _ in range(_MAX_STEPS):
         try:
-            st = os.lstat(candidate)
+            return open_in_root(root_fd, "/".join(parts))
         except FileNotFoundError:
-            done.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            done.append(part)
-            continue
-        links += 1
-        if links > _MAX_LINKS:
-            raise OSError(errno.ELOOP, "too many levels of symbolic links", unsafe)
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            done = []
-        for p in reversed([p for p in target.split("/") if p not in ("", ".")]):
-            pending.append(p)
-    return os.path.join(root, *done)
+            pass
+        parts = _create_first_missing(root_fd, parts, mode, file)
+    raise OSError(errno.ELOOP, "too many steps creating the path", path)
 
 
-def mkdir_all(root: str, path: str, mode: int = 0o755) -> str:
-    """Create path (a container path) inside root; returns the host path."""
-    host = secure_join(root, path)
-    rel = os.path.relpath(host, root)
-    cur = root
-    if rel == ".":
-        return host
-    for part in rel.split("/"):
-        cur = os.path.join(cur, part)
+def _create_first_missing(root_fd: int, parts: list[str], mode: int, file: bool) -> list[str]:
+    """Walk parts from the root; make the first one that does not exist, or
+    replace a (dangling) symlink by its target. Returns the parts to look up
+    next: the same, or with the symlink expanded."""
+    for i in range(len(parts)):
         try:
-            os.mkdir(cur, mode)
-        except FileExistsError:
-            if not os.path.isdir(cur):
-                raise NotADirectoryError(errno.ENOTDIR, "not a directory", cur) from None
-    return host
+            fd = open_in_root(root_fd, "/".join(parts[: i + 1]), os.O_PATH | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            try:
+                parent = open_in_root(root_fd, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                return parts  # changed under us: look again
+            try:
+                if file and i == len(parts) - 1:
+                    os.close(os.open(parts[i], os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                     | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                else:
+                    os.mkdir(parts[i], mode, dir_fd=parent)
+            except FileExistsError:
+                pass  # someone else made it meanwhile: look again
+            finally:
+                os.close(parent)
+            return parts
+        try:
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                target = os.readlink("", dir_fd=fd)
+                base = [] if target.startswith("/") else parts[:i]
+                return base + _split(target) + parts[i + 1:]
+        finally:
+            os.close(fd)
+    return parts  # everything exists now (made meanwhile): look again
 
 
-def touch(root: str, path: str) -> str:
-    """Create an empty file (and its parents) inside root for a file bind mount."""
-    host = secure_join(root, path)
-    parent = os.path.dirname(os.path.relpath(host, root))
-    if parent:
-        mkdir_all(root, parent)
-    if not os.path.lexists(host):
-        os.close(os.open(host, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644))
-    return host
+def create_in(dir_fd: int, name: str, make: str, mode: int = 0o644,
+              device: int = 0, target: str = "") -> int:
+    """Make `name` directly in dir_fd (make: "node", "file" or "symlink"),
+    replacing whatever non-directory was there, and return an O_PATH fd of
+    what was made (checked to be it: not a symlink or mount swapped in)."""
+    try:
+        old = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISDIR(old.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        os.unlink(name, dir_fd=dir_fd)
+    if make == "node":
+        os.mknod(name, mode, device, dir_fd=dir_fd)
+    elif make == "file":
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+                         | os.O_CLOEXEC, mode & 0o777, dir_fd=dir_fd))
+    else:
+        os.symlink(target, name, dir_fd=dir_fd)
+    return open_child(dir_fd, name)

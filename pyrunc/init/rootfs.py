@@ -9,9 +9,10 @@ import os
 import stat
 
 from pyrunc import mountinfo
-from pyrunc.init import mountopts
-from pyrunc.init.paths import mkdir_all, secure_join, touch
+from pyrunc.init import mountopts, paths
 from pyrunc.linux import libc as L
+from pyrunc.linux import mountapi
+from pyrunc.linux.openat2 import open_child
 from pyrunc.linux.userns import write_id_maps
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -35,6 +36,15 @@ DEV_SYMLINKS = [
 ]
 
 
+# Mounts allowed strictly inside the container's /proc (what lxcfs provides),
+# as runc's checkProcMount: anything else there would shadow what the
+# kernel shows about the container, or undo a mask.
+PROC_MOUNTS_OK = {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                  "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+                  "/proc/pressure/cpu", "/proc/pressure/io", "/proc/pressure/memory",
+                  "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"}
+
+
 class MountError(Exception):
     pass
 
@@ -42,6 +52,35 @@ class MountError(Exception):
 def _mount_err(idx: int, m: dict[str, Any], e: OSError) -> MountError:
     return MountError(f"config.json: mounts[{idx}]: cannot mount {m.get('source', m.get('type'))!r}"
                       f" on {m['destination']!r}: {e.strerror}")
+
+
+def _moved() -> OSError:
+    return OSError(errno.EXDEV, "the destination changed while mounting (a symlink race?); "
+                   "refusing")
+
+
+class Root:
+    """The rootfs as an O_PATH fd (every lookup starts there) and where the
+    kernel says that fd is (to check where a resolved fd really is)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = paths.open_root(path)
+        self.path = paths.location(self.fd)
+
+    def inside(self, fd: int) -> str:
+        """fd's path as the container will see it; OSError if fd is not
+        inside the rootfs (a directory moved out under us)."""
+        loc = paths.location(fd)
+        if loc == self.path:
+            return "/"
+        if loc.startswith(self.path + "/") and self.path != "/":
+            return loc[len(self.path):]
+        if self.path == "/" and loc.startswith("/"):
+            return loc
+        raise OSError(errno.EXDEV, f"resolved to {loc!r}, outside the rootfs; refusing")
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool,
@@ -56,27 +95,47 @@ def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool,
     L.mount(None, "/", None, prop)
     _make_parent_private(rootfs)
     L.mount(rootfs, rootfs, "bind", L.MS_BIND | L.MS_REC)
+    # Opened after the bind: mounts made through it land on the bind, which
+    # pivot_root makes "/".
+    root = Root(rootfs)
+    try:
+        _prepare(cfg, root, linux, in_userns, before_cgroup)
+    finally:
+        root.close()
 
+
+def _prepare(cfg: dict[str, Any], root: Root, linux: dict[str, Any], in_userns: bool,
+             before_cgroup: Callable[[], None] | None) -> None:
     dev_bound = False
     for idx, m in enumerate(cfg.get("mounts", [])):
         if m.get("type") == "cgroup" and before_cgroup is not None:
             before_cgroup()
         try:
-            mount_one(m, rootfs, linux)
+            mount_one(m, root, linux)
         except OSError as e:
             raise _mount_err(idx, m, e) from None
         if os.path.normpath(m["destination"]) == "/dev" and _is_bind(m):
             dev_bound = True
     if not dev_bound:
-        create_devices(rootfs, DEFAULT_DEVICES, in_userns)
-        _dev_symlinks(rootfs)
-    for dev in linux.get("devices", []):
-        create_devices(rootfs, [(dev["path"], dev["type"], dev.get("major", 0),
-                                 dev.get("minor", 0), dev.get("fileMode", 0o666))],
-                       in_userns, dev.get("uid", 0), dev.get("gid", 0))
+        create_devices(root, DEFAULT_DEVICES, in_userns)
+        _dev_symlinks(root)
+    for idx, dev in enumerate(linux.get("devices", [])):
+        try:
+            create_devices(root, [(dev["path"], dev["type"], dev.get("major", 0),
+                                   dev.get("minor", 0), dev.get("fileMode", 0o666))],
+                           in_userns, dev.get("uid", 0), dev.get("gid", 0))
+        except OSError as e:
+            raise MountError(f"config.json: linux.devices[{idx}]: cannot create "
+                             f"{dev['path']!r}: {e.strerror}") from None
+    if cfg.get("process", {}).get("terminal"):
+        _console_placeholder(root)
     cwd = cfg.get("process", {}).get("cwd")
     if cwd:
-        mkdir_all(rootfs, cwd)
+        try:
+            os.close(paths.mkdir_all(root.fd, cwd))
+        except OSError as e:
+            raise MountError(f"config.json: process.cwd: cannot create {cwd!r}: "
+                             f"{e.strerror}") from None
 
 
 def _is_bind(m: dict[str, Any]) -> bool:
@@ -92,7 +151,37 @@ def _make_parent_private(rootfs: str) -> None:
         L.mount(None, parent.mountpoint, None, L.MS_PRIVATE)
 
 
-def mount_one(m: dict[str, Any], rootfs: str, linux: dict[str, Any]) -> None:
+def _check_proc(where: str, mtype: str, is_bind: bool) -> None:
+    if where == "/proc":
+        if mtype == "proc" or is_bind:
+            return
+        raise OSError(errno.EPERM, "only a proc mount may go on /proc")
+    if where.startswith("/proc/") and where not in PROC_MOUNTS_OK:
+        raise OSError(errno.EPERM, f"the destination resolves to {where!r}, inside /proc; "
+                      "refusing")
+
+
+def _landed(root: Root, dest_c: str, under: int, where: str, expect: int | None = None) -> int:
+    """After mounting onto the fd `under`: look dest_c up again and check that
+    it leads to the root of the new mount, at the same place (runc's mountFd
+    check). Returns an O_PATH fd of that mount's root."""
+    try:
+        new = paths.resolve(root.fd, dest_c)
+    except OSError:
+        raise _moved() from None
+    try:
+        mnt, is_root = mountapi.mount_id(new)
+        ok = is_root and paths.location(new) == paths.location(under)
+        ok = ok and (mnt == expect if expect is not None else mnt != mountapi.mount_id(under)[0])
+        if ok and root.inside(new) == where:
+            return new
+    except OSError:
+        pass
+    os.close(new)
+    raise _moved()
+
+
+def mount_one(m: dict[str, Any], root: Root, linux: dict[str, Any]) -> None:
     dest_c = m["destination"]
     mtype = m.get("type", "")
     opts = list(m.get("options", []))
@@ -101,78 +190,143 @@ def mount_one(m: dict[str, Any], rootfs: str, linux: dict[str, Any]) -> None:
     p = mountopts.parse(opts)
     source = m.get("source", "")
     if mtype == "cgroup":
-        _mount_cgroup(dest_c, rootfs, p, linux)
+        _mount_cgroup(dest_c, root, p, linux)
         return
     if p.is_bind:
         if os.path.isdir(source):
-            dest = mkdir_all(rootfs, dest_c)
+            under = paths.mkdir_all(root.fd, dest_c)
         else:
             if not os.path.exists(source):
                 raise OSError(errno.ENOENT, "no such file or directory", source)
-            dest = touch(rootfs, dest_c)
-        if p.extensions & {"idmap", "ridmap"} or "uidMappings" in m:
-            _idmapped_bind(source, dest, m, p, linux)
-        else:
-            L.mount(source, dest, None, L.MS_BIND | (p.flags & L.MS_REC))
+            under = paths.make_file(root.fd, dest_c)
+        try:
+            where = root.inside(under)
+            _check_proc(where, mtype, True)
+            if p.extensions & {"idmap", "ridmap"} or "uidMappings" in m:
+                tree = _idmapped_tree(source, m, p, linux)
+            else:
+                tree = mountapi.open_tree(source, bool(p.flags & L.MS_REC))
+            try:
+                mountapi.move_mount(tree, under)
+                os.close(_landed(root, dest_c, under, where, mountapi.mount_id(tree)[0]))
+            except BaseException:
+                os.close(tree)
+                raise
+        finally:
+            os.close(under)
+        new = tree
         extra = p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
         if extra:
-            _remount(dest, L.MS_BIND | L.MS_REMOUNT | extra)
+            try:
+                _remount(paths.fd_path(new), L.MS_BIND | L.MS_REMOUNT | extra)
+            except BaseException:
+                os.close(new)
+                raise
     else:
-        dest = mkdir_all(rootfs, dest_c)
-        flags = p.flags
-        delayed_ro = os.path.normpath(dest_c) == "/dev" and flags & L.MS_RDONLY
-        if delayed_ro:
-            flags &= ~L.MS_RDONLY  # devices are created first; finalize() makes it read-only
-        if "tmpcopyup" in p.extensions and mtype == "tmpfs":
-            _tmpcopyup(dest, flags, ",".join(p.data) or None)
-        else:
-            L.mount(source or mtype, dest, mtype, flags, ",".join(p.data) or None)
-    for prop in p.propagation:
-        L.mount(None, dest, None, prop)
-    if p.attr_set or p.attr_clr:
-        from pyrunc.linux import mountapi
-        mountapi.setattr_recursive(dest, p.attr_set, p.attr_clr)
+        under = paths.mkdir_all(root.fd, dest_c)
+        try:
+            where = root.inside(under)
+            _check_proc(where, mtype, False)
+            flags = p.flags
+            delayed_ro = os.path.normpath(dest_c) == "/dev" and flags & L.MS_RDONLY
+            if delayed_ro:
+                flags &= ~L.MS_RDONLY  # devices are created first; finalize() makes it read-only
+            if "tmpcopyup" in p.extensions and mtype == "tmpfs":
+                _tmpcopyup(under, flags, ",".join(p.data) or None)
+            else:
+                L.mount(source or mtype, paths.fd_path(under), mtype, flags,
+                        ",".join(p.data) or None)
+            # a remount changes the mount that is there: the same one must be found again
+            same = mountapi.mount_id(under)[0] if flags & L.MS_REMOUNT else None
+            new = _landed(root, dest_c, under, where, same)
+        finally:
+            os.close(under)
+    try:
+        for prop in p.propagation:
+            L.mount(None, paths.fd_path(new), None, prop)
+        if p.attr_set or p.attr_clr:
+            mountapi.setattr_fd(new, p.attr_set, p.attr_clr, recursive=True)
+    finally:
+        os.close(new)
 
 
-def _tmpcopyup(dest: str, flags: int, data: str | None) -> None:
-    """A tmpfs that starts with a copy of what the image had at dest."""
+def _tmpcopyup(under: int, flags: int, data: str | None) -> None:
+    """A tmpfs that starts with a copy of what the image had at `under`."""
     staging = f"/tmp/.pyrunc-tmpcopyup-{os.getpid()}"
     os.mkdir(staging, 0o700)
+    moved = False
     try:
         L.mount("tmpfs", staging, "tmpfs", flags, data)
-        _copy_tree(dest, staging)
-        st = os.stat(dest)
-        os.chmod(staging, stat.S_IMODE(st.st_mode))
-        os.chown(staging, st.st_uid, st.st_gid)
-        L.mount(staging, dest, None, L.MS_MOVE)
+        src = os.open(paths.fd_path(under), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dst = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _copy_tree(src, dst)
+            st = os.fstat(src)
+            os.chmod(dst, stat.S_IMODE(st.st_mode))
+            os.chown(dst, st.st_uid, st.st_gid)
+        finally:
+            os.close(src)
+            os.close(dst)
+        L.mount(staging, paths.fd_path(under), None, L.MS_MOVE)
+        moved = True
     finally:
+        if not moved:
+            try:
+                L.umount2(staging, L.MNT_DETACH)
+            except OSError:
+                pass
         os.rmdir(staging)
 
 
-def _copy_tree(src: str, dst: str) -> None:
+_COPY_CHUNK = 1 << 20
+
+
+def _copy_tree(src: int, dst: int) -> None:
+    """Copy directory src into dst, both fds; never follows a symlink (an
+    entry swapped for one meanwhile is an error, not a copy of its target)."""
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
     for entry in os.scandir(src):
-        s, d = entry.path, os.path.join(dst, entry.name)
+        name = entry.name
         st = entry.stat(follow_symlinks=False)
-        if entry.is_symlink():
-            os.symlink(os.readlink(s), d)
-        elif entry.is_dir(follow_symlinks=False):
-            os.mkdir(d, stat.S_IMODE(st.st_mode))
-            _copy_tree(s, d)
-        elif entry.is_file(follow_symlinks=False):
-            with open(s, "rb") as fi, open(d, "wb") as fo:
-                fo.write(fi.read())
-            os.chmod(d, stat.S_IMODE(st.st_mode))
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif stat.S_ISDIR(st.st_mode):
+            os.mkdir(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=src)
+            try:
+                d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dst)
+                try:
+                    _copy_tree(s, d)
+                    os.chmod(d, stat.S_IMODE(st.st_mode))
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+        elif stat.S_ISREG(st.st_mode):
+            fi = os.open(name, os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=src)
+            try:
+                if not stat.S_ISREG(os.fstat(fi).st_mode):
+                    raise OSError(errno.EXDEV, "changed while copying", name)
+                fo = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow,
+                             stat.S_IMODE(st.st_mode), dir_fd=dst)
+                try:
+                    while chunk := os.read(fi, _COPY_CHUNK):
+                        os.write(fo, chunk)
+                    os.chmod(fo, stat.S_IMODE(st.st_mode))
+                finally:
+                    os.close(fo)
+            finally:
+                os.close(fi)
         else:
             continue
-        os.lchown(d, st.st_uid, st.st_gid)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
 
 
-def _idmapped_bind(source: str, dest: str, m: dict[str, Any], p: mountopts.Parsed,
-                   linux: dict[str, Any]) -> None:
-    """A bind mount whose ids are shifted (mount_setattr MOUNT_ATTR_IDMAP): by
-    the mount's own uid/gidMappings, else by the container's user namespace."""
-    from pyrunc.linux import mountapi
-
+def _idmapped_tree(source: str, m: dict[str, Any], p: mountopts.Parsed,
+                   linux: dict[str, Any]) -> int:
+    """A detached bind of source whose ids are shifted (mount_setattr
+    MOUNT_ATTR_IDMAP): by the mount's own uid/gidMappings, else by the
+    container's user namespace."""
     if "uidMappings" in m or "gidMappings" in m:
         userns = _userns_with_maps(m.get("uidMappings", []), m.get("gidMappings", []))
     elif any(ns["type"] == "user" for ns in linux.get("namespaces", [])):
@@ -184,9 +338,10 @@ def _idmapped_bind(source: str, dest: str, m: dict[str, Any], p: mountopts.Parse
         tree = mountapi.open_tree(source, bool(p.flags & L.MS_REC))
         try:
             mountapi.idmap(tree, userns, "ridmap" in p.extensions)
-            mountapi.move_mount(tree, dest)
-        finally:
+        except BaseException:
             os.close(tree)
+            raise
+        return tree
     finally:
         os.close(userns)
 
@@ -242,19 +397,35 @@ def _statvfs_flags(f_flag: int) -> int:
     return out
 
 
-def _mount_cgroup(dest_c: str, rootfs: str, p: mountopts.Parsed, linux: dict[str, Any]) -> None:
+def _mount_cgroup(dest_c: str, root: Root, p: mountopts.Parsed, linux: dict[str, Any]) -> None:
     """cgroup v2: mount cgroup2. v1: a tmpfs with one mount per hierarchy, each
     showing only the container's own cgroup (like runc)."""
-    dest = mkdir_all(rootfs, dest_c)
-    flags = p.flags & ~L.MS_RDONLY
-    mounts = mountinfo.read()
-    host_root = mountinfo.mount_of("/sys/fs/cgroup", mounts)
-    if host_root and host_root.fstype == "cgroup2":
-        L.mount("cgroup", dest, "cgroup2", p.flags)
-        return
+    under = paths.mkdir_all(root.fd, dest_c)
+    try:
+        where = root.inside(under)
+        _check_proc(where, "cgroup", False)
+        flags = p.flags & ~L.MS_RDONLY
+        mounts = mountinfo.read()
+        host_root = mountinfo.mount_of("/sys/fs/cgroup", mounts)
+        if host_root and host_root.fstype == "cgroup2":
+            L.mount("cgroup", paths.fd_path(under), "cgroup2", p.flags)
+            os.close(_landed(root, dest_c, under, where))
+            return
+        L.mount("tmpfs", paths.fd_path(under), "tmpfs", flags, "mode=755")
+        top = _landed(root, dest_c, under, where)
+    finally:
+        os.close(under)
+    try:
+        _mount_cgroup_v1(top, mounts, p, flags, linux)
+    finally:
+        os.close(top)
+
+
+def _mount_cgroup_v1(top: int, mounts: list[mountinfo.Mount], p: mountopts.Parsed, flags: int,
+                     linux: dict[str, Any]) -> None:
+    """The hierarchies inside `top`, our fresh tmpfs (nobody else reaches it)."""
     own_ns = any(ns.get("type") == "cgroup" for ns in linux.get("namespaces", []))
     my_paths = _own_cgroup_paths()
-    L.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
     for m in mounts:
         if m.fstype != "cgroup" or not m.mountpoint.startswith("/sys/fs/cgroup/"):
             continue
@@ -264,17 +435,25 @@ def _mount_cgroup(dest_c: str, rootfs: str, p: mountopts.Parsed, linux: dict[str
         if match is None:
             continue
         ctrls, path = match
-        target = os.path.join(dest, os.path.basename(m.mountpoint))
-        os.mkdir(target, 0o755)
-        if own_ns:
-            L.mount("cgroup", target, "cgroup", flags, ctrls)
-        else:
-            src = os.path.normpath(os.path.join(m.mountpoint, os.path.relpath(path, m.root)))
-            L.mount(src, target, None, L.MS_BIND | L.MS_REC)
+        name = os.path.basename(m.mountpoint)
+        os.mkdir(name, 0o755, dir_fd=top)
+        target = open_child(top, name)
+        try:
+            if own_ns:
+                L.mount("cgroup", paths.fd_path(target), "cgroup", flags, ctrls)
+            else:
+                src = os.path.normpath(os.path.join(m.mountpoint, os.path.relpath(path, m.root)))
+                L.mount(src, paths.fd_path(target), None, L.MS_BIND | L.MS_REC)
+        finally:
+            os.close(target)
         if p.flags & L.MS_RDONLY:
-            _remount(target, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | flags)
+            sub = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+            try:
+                _remount(paths.fd_path(sub), L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | flags)
+            finally:
+                os.close(sub)
     if p.flags & L.MS_RDONLY:
-        L.mount(None, dest, None, L.MS_REMOUNT | L.MS_RDONLY | flags, "mode=755")
+        L.mount(None, paths.fd_path(top), None, L.MS_REMOUNT | L.MS_RDONLY | flags, "mode=755")
 
 
 def _own_cgroup_paths() -> dict[str, str]:
@@ -287,42 +466,97 @@ def _own_cgroup_paths() -> dict[str, str]:
     return out
 
 
-def create_devices(rootfs: str, devices: list[tuple[str, str, int, int, int]], in_userns: bool,
+_NODE_KIND = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def create_devices(root: Root, devices: list[tuple[str, str, int, int, int]], in_userns: bool,
                    uid: int = 0, gid: int = 0) -> None:
     for path, dtype, major, minor, mode in devices:
-        host = secure_join(rootfs, path)
-        if in_userns:
-            # mknod is not allowed in a user namespace: bind the host's node instead
-            touch(rootfs, path)
-            L.mount(path, host, None, L.MS_BIND)
-            continue
-        mkdir_all(rootfs, os.path.dirname(path))
-        if os.path.lexists(host):
-            if not stat.S_ISDIR(os.lstat(host).st_mode):
-                os.unlink(host)
-        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dtype]
-        old = os.umask(0)
+        parent, name = paths.parent_and_name(root.fd, path)
         try:
-            os.mknod(host, kind | (mode & 0o7777), os.makedev(major, minor))
+            root.inside(parent)
+            if in_userns:
+                # mknod is not allowed in a user namespace: bind the host's node instead
+                fd = paths.create_in(parent, name, "file")
+                try:
+                    mountapi.attach(mountapi.open_tree(path, False), fd)
+                finally:
+                    os.close(fd)
+                continue
+            old = os.umask(0)
+            try:
+                fd = paths.create_in(parent, name, "node", _NODE_KIND[dtype] | (mode & 0o7777),
+                                     os.makedev(major, minor))
+            finally:
+                os.umask(old)
+            try:
+                os.chown(paths.fd_path(fd), uid, gid)  # the node made, whatever is at name now
+            finally:
+                os.close(fd)
         finally:
-            os.umask(old)
-        os.chown(host, uid, gid)
+            os.close(parent)
 
 
-def _dev_symlinks(rootfs: str) -> None:
+def _dev_symlinks(root: Root) -> None:
     links = list(DEV_SYMLINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "/dev/core"))
-    for target, link in links:
-        host = secure_join(rootfs, link)
+    dev = paths.mkdir_all(root.fd, "/dev")
+    try:
+        root.inside(dev)
+        for target, link in links:
+            try:
+                os.symlink(target, os.path.basename(link), dir_fd=dev)
+            except FileExistsError:
+                pass
+        os.close(paths.create_in(dev, "ptmx", "symlink", target="pts/ptmx"))
+    finally:
+        os.close(dev)
+
+
+def _console_placeholder(root: Root) -> None:
+    """An empty /dev/console for mount_console to cover later (/dev may be
+    read-only by then)."""
+    dev = paths.mkdir_all(root.fd, "/dev")
+    try:
+        root.inside(dev)
+        os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+                         | os.O_CLOEXEC, 0o600, dir_fd=dev))
+    except FileExistsError:
+        pass
+    finally:
+        os.close(dev)
+
+
+def mount_console(slave: int) -> None:
+    """/dev/console becomes the container's pty (spec: the pty is bind-mounted
+    there). The source is the slave fd itself, the target is the "console"
+    entry of /dev, opened without following a symlink: an image's symlink
+    there must not get the pty (or a remount) onto another file (the
+    CVE-2025-52565 class). After pivot_root, so no /proc path is used."""
+    st = os.fstat(slave)
+    if not stat.S_ISCHR(st.st_mode) or not 136 <= os.major(st.st_rdev) < 144:
+        raise MountError("the console is not a pty slave; refusing to mount it")
+    root = paths.open_root("/")
+    try:
+        dev = paths.resolve(root, "/dev")
+    finally:
+        os.close(root)
+    try:
         try:
-            os.symlink(target, host)
-        except FileExistsError:
-            pass
-    ptmx = secure_join(rootfs, "/dev/ptmx")
-    if os.path.lexists(ptmx):
-        os.unlink(ptmx)
-    os.symlink("pts/ptmx", ptmx)
+            target = open_child(dev, "console")
+        except FileNotFoundError:
+            target = paths.create_in(dev, "console", "file", 0o600)
+        try:
+            kind = os.fstat(target).st_mode
+            if not (stat.S_ISREG(kind) or stat.S_ISCHR(kind)):
+                raise MountError("/dev/console in the container is not a file or a device "
+                                 "(a symlink?); refusing to mount the console there")
+            mountapi.attach(mountapi.open_tree("", False, dirfd=slave), target)
+        finally:
+            os.close(target)
+    finally:
+        os.close(dev)
 
 
 def enter(rootfs: str, no_pivot: bool) -> None:
@@ -366,33 +600,65 @@ def finalize(cfg: dict[str, Any]) -> None:
 
 
 def protect_paths(linux: dict[str, Any]) -> None:
-    """readonlyPaths, then maskedPaths (after sysctls are written, like runc)."""
-    for path in linux.get("readonlyPaths", []):
-        readonly_path(path)
+    """readonlyPaths, then maskedPaths (after sysctls are written, like runc).
+    After pivot_root: each path is resolved inside "/" to an fd and the
+    mount goes onto that fd (open_tree/move_mount), never through /proc,
+    which is the container's now."""
+    readonly = linux.get("readonlyPaths", [])
     masked = linux.get("maskedPaths", [])
-    if not masked:
+    if not readonly and not masked:
         return
-    null_fd = _dev_null_fd()
+    root = paths.open_root("/")
     try:
-        for path in masked:
-            mask_path(path, null_fd)
+        for idx, path in enumerate(readonly):
+            try:
+                readonly_path(root, path)
+            except OSError as e:
+                raise MountError(f"config.json: linux.readonlyPaths[{idx}]: cannot make "
+                                 f"{path!r} read-only: {e.strerror}") from None
+        if not masked:
+            return
+        null_fd = _dev_null_fd(root)
+        try:
+            for idx, path in enumerate(masked):
+                try:
+                    mask_path(root, path, null_fd)
+                except OSError as e:
+                    raise MountError(f"config.json: linux.maskedPaths[{idx}]: cannot mask "
+                                     f"{path!r}: {e.strerror}") from None
+        finally:
+            os.close(null_fd)
     finally:
-        os.close(null_fd)
+        os.close(root)
 
 
-def readonly_path(path: str) -> None:
+def readonly_path(root: int, path: str) -> None:
+    """A recursive bind of path onto itself, its top mount read-only (as runc)."""
     try:
-        L.mount(path, path, None, L.MS_BIND | L.MS_REC)
+        fd = paths.resolve(root, path)
     except FileNotFoundError:
         return
-    _remount(path, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC)
+    try:
+        tree = mountapi.open_tree("", True, dirfd=fd)
+        try:
+            mountapi.setattr_fd(tree, mountopts.MOUNT_ATTR_RDONLY)
+        except BaseException:
+            os.close(tree)
+            raise
+        mountapi.attach(tree, fd)
+    finally:
+        os.close(fd)
 
 
-def _dev_null_fd() -> int:
+def _dev_null_fd(root: int) -> int:
     """An O_PATH fd of /dev/null, refusing anything but the real 1:3 node: an
     image may plant a symlink there to get a host file bind-mounted over the
-    masked paths (CVE-2025-31133)."""
-    fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    masked paths (CVE-2025-31133). The mask is made from this very fd."""
+    try:
+        fd = paths.resolve(root, "/dev/null", nofollow=True)
+    except OSError as e:
+        raise MountError(f"/dev/null in the container cannot be opened ({e.strerror}); "
+                         "refusing to mask paths without it") from None
     st = os.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
@@ -401,15 +667,17 @@ def _dev_null_fd() -> int:
     return fd
 
 
-def mask_path(path: str, null_fd: int | None = None) -> None:
-    src = f"/proc/self/fd/{null_fd}" if null_fd is not None else "/dev/null"
+def mask_path(root: int, path: str, null_fd: int) -> None:
+    """/dev/null over a file, an empty read-only tmpfs over a directory."""
     try:
-        L.mount(src, path, None, L.MS_BIND)
+        fd = paths.resolve(root, path)
     except FileNotFoundError:
         return
-    except NotADirectoryError:
-        pass
-    else:
-        return
-    # directories get an empty read-only tmpfs
-    L.mount("tmpfs", path, "tmpfs", L.MS_RDONLY)
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            tree = mountapi.empty_tmpfs_ro()
+        else:
+            tree = mountapi.open_tree("", False, dirfd=null_fd)
+        mountapi.attach(tree, fd)
+    finally:
+        os.close(fd)

@@ -1,9 +1,12 @@
-"""The new mount API (mount_setattr, open_tree, move_mount) for recursive
-attributes and idmapped mounts."""
+"""The new mount API (mount_setattr, open_tree, move_mount, fsopen) for
+recursive attributes, idmapped mounts and mounts made from and onto fds, plus
+statx's mount id to check where a mount landed."""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
 
 from pyrunc.linux import libc
 
@@ -17,25 +20,21 @@ class MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def setattr_recursive(path: str, attr_set: int, attr_clr: int, propagation: int = 0) -> None:
-    attr = MountAttr(attr_set, attr_clr, propagation, 0)
-    try:
-        libc.syscall("mount_setattr", AT_FDCWD, path.encode(), AT_RECURSIVE | AT_SYMLINK_NOFOLLOW,
-                     ctypes.byref(attr), ctypes.sizeof(attr))
-    except OSError as e:
-        raise OSError(e.errno, f"mount_setattr: {e.strerror}", path) from None
-
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = 0o2000000
 AT_EMPTY_PATH = 0x1000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 MOUNT_ATTR_IDMAP = 0x100000
 
 
-def open_tree(path: str, recursive: bool) -> int:
+def open_tree(path: str, recursive: bool, dirfd: int = AT_FDCWD) -> int:
+    """A detached copy of the mount at path (or of dirfd itself if path is "")."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    if not path:
+        flags |= AT_EMPTY_PATH
     try:
-        return libc.syscall("open_tree", AT_FDCWD, path.encode(), flags)
+        return libc.syscall("open_tree", dirfd, path.encode(), flags)
     except OSError as e:
         raise OSError(e.errno, f"open_tree: {e.strerror}", path) from None
 
@@ -46,9 +45,74 @@ def idmap(tree_fd: int, userns_fd: int, recursive: bool) -> None:
     libc.syscall("mount_setattr", tree_fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
 
 
-def move_mount(tree_fd: int, dest: str) -> None:
+def move_mount(tree_fd: int, dest_fd: int) -> None:
+    """Attach the detached tree onto exactly what dest_fd is (no path lookup)."""
     try:
-        libc.syscall("move_mount", tree_fd, b"", AT_FDCWD, dest.encode(),
-                     MOVE_MOUNT_F_EMPTY_PATH)
+        libc.syscall("move_mount", tree_fd, b"", dest_fd, b"",
+                     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
     except OSError as e:
-        raise OSError(e.errno, f"move_mount: {e.strerror}", dest) from None
+        raise OSError(e.errno, f"move_mount: {e.strerror}") from None
+
+
+def attach(tree_fd: int, dest_fd: int) -> None:
+    """move_mount, then close the tree's fd whatever happened."""
+    try:
+        move_mount(tree_fd, dest_fd)
+    finally:
+        os.close(tree_fd)
+
+
+def setattr_fd(fd: int, attr_set: int, attr_clr: int = 0, recursive: bool = False) -> None:
+    """mount_setattr on the mount whose root fd is (a detached tree or attached)."""
+    attr = MountAttr(attr_set, attr_clr, 0, 0)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    try:
+        libc.syscall("mount_setattr", fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    except OSError as e:
+        raise OSError(e.errno, f"mount_setattr: {e.strerror}") from None
+
+
+# fsopen/fsconfig/fsmount share their numbers on x86_64 and aarch64 (the
+# common table since 5.2), as statx does not.
+_NR = {"fsopen": 430, "fsconfig": 431, "fsmount": 432}
+_NR_STATX = {"x86_64": 332, "aarch64": 291}
+FSOPEN_CLOEXEC = 1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 1
+MOUNT_ATTR_RDONLY = 0x1
+
+
+def _sys(nr: int, *args: object) -> int:
+    ret = libc._libc().syscall(nr, *args)
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(ret)
+
+
+def empty_tmpfs_ro() -> int:
+    """A detached, read-only, empty tmpfs (to mask a directory) built without
+    any path: fsopen, fsconfig, fsmount."""
+    fs = _sys(_NR["fsopen"], b"tmpfs", FSOPEN_CLOEXEC)
+    try:
+        _sys(_NR["fsconfig"], fs, FSCONFIG_SET_FLAG, b"ro", None, 0)
+        _sys(_NR["fsconfig"], fs, FSCONFIG_CMD_CREATE, None, None, 0)
+        return _sys(_NR["fsmount"], fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(fs)
+
+
+STATX_MNT_ID = 0x1000
+STATX_ATTR_MOUNT_ROOT = 0x2000
+_STATX_ATTRIBUTES = slice(8, 16)
+_STATX_MNT_ID = slice(144, 152)
+
+
+def mount_id(fd: int) -> tuple[int, bool]:
+    """(id of the mount fd is on, whether fd is that mount's root), by statx."""
+    buf = ctypes.create_string_buffer(256)
+    _sys(_NR_STATX[libc._ARCH], fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, buf)
+    raw = buf.raw
+    attrs = int.from_bytes(raw[_STATX_ATTRIBUTES], sys.byteorder)
+    return int.from_bytes(raw[_STATX_MNT_ID], sys.byteorder), bool(attrs & STATX_ATTR_MOUNT_ROOT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -126,3 +127,102 @@ def test_masks_hold_against_remount(rt: Runtime) -> None:
     p = rt("run", "-b", str(b), rt.new_id())
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["done"]
+
+
+def test_symlinked_destinations_stay_inside(rt: Runtime, tmp_path: Path) -> None:
+    # Mount, device, masked, read-only and cwd paths reached through symlinks
+    # that climb ("../../.."), point at the host's /etc, or point at a host
+    # directory all resolve inside the rootfs, as if it were "/".
+    host_dir = tmp_path / "hostdir"
+    host_dir.mkdir()
+    src = tmp_path / "single"
+    src.write_text("bound\n")
+    mark = f"pyrunc-{rt.token}"
+    b = rt.bundle(**{"process.args": ["sh", "-c",
+                     f"pwd; cat /proc/self/mountinfo | cut -d' ' -f5; cat /etc/{mark}; "
+                     f"cat /etc/secret; touch /mnt/w 2>/dev/null || echo mnt-ro; "
+                     f"stat -c %F /etc/{mark}.dev"],
+                     "process.cwd": f"/evil/{mark}-cwd"})
+    r = b / "rootfs"
+    os.symlink("../../../../..", r / "up")
+    os.symlink("/etc", r / "etcl")
+    os.symlink("../../tmp/../mnt", r / "rel")
+    os.symlink(str(host_dir), r / "evil")
+    (r / "etc" / "secret").write_text("image secret\n")
+    cfg = rt.config(b)
+    cfg["mounts"] += [
+        {"destination": "/up/m1", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": f"/etcl/{mark}", "type": "bind", "source": str(src),
+         "options": ["bind"]},
+        {"destination": "/rel/m2", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/evil/m3", "type": "tmpfs", "source": "tmpfs"},
+    ]
+    cfg["linux"]["devices"] = [{"path": f"/up/etcl/{mark}.dev", "type": "c", "major": 1,
+                                "minor": 3}]
+    cfg["linux"]["maskedPaths"].append("/up/etcl/secret")
+    cfg["linux"]["readonlyPaths"].append("/rel")
+    cfg["root"]["readonly"] = False
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"{host_dir}/{mark}-cwd"
+    for where in ("/m1", f"/etc/{mark}", "/mnt/m2", f"{host_dir}/m3"):
+        assert where in lines, (where, lines)
+    # /etc/secret is masked (empty), /mnt read-only
+    assert lines[-3:] == ["bound", "mnt-ro", "character special file"]
+    for host_path in (f"/etc/{mark}", f"/etc/{mark}.dev", "/m1", "/mnt/m2",
+                      str(host_dir / "m3"), str(host_dir / f"{mark}-cwd")):
+        assert not os.path.lexists(host_path), host_path
+    assert (r / str(host_dir).lstrip("/") / "m3").is_dir()
+
+
+def _refused_mount(rt: Runtime, link: tuple[str, str], destination: str) -> tuple[int, str]:
+    """Run with a tmpfs on destination and one symlink planted in the image:
+    (index of that mount, the one error line)."""
+    b = rt.bundle(**{"process.args": ["true"]})
+    os.symlink(link[1], b / "rootfs" / link[0])
+    cfg = rt.config(b)
+    cfg["mounts"].append({"destination": destination, "type": "tmpfs", "source": "tmpfs"})
+    rt.write_config(b, cfg)
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 1
+    lines = error_lines(p.stderr)
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    return len(cfg["mounts"]) - 1, lines[0]
+
+
+def test_symlink_loop_destination_is_one_clear_error(rt: Runtime) -> None:
+    idx, line = _refused_mount(rt, ("loop1", "loop1/x"), "/loop1/x")
+    assert f"mounts[{idx}]" in line
+    assert "too many levels of symbolic links" in line.lower()
+
+
+def test_mount_inside_proc_through_a_symlink_is_refused(rt: Runtime) -> None:
+    # A destination that resolves into the container's /proc (here through an
+    # image symlink) would shadow what the kernel shows or undo a mask: refused
+    # like runc's checkProcMount, except the few files lxcfs provides.
+    idx, line = _refused_mount(rt, ("psys", "/proc/sys"), "/psys/kernel")
+    assert f"mounts[{idx}]" in line and "'/proc/sys/kernel', inside /proc" in line
+
+
+def test_planted_dev_console_symlink_is_refused(rt: Runtime) -> None:
+    # CVE-2025-52565 class: the image's /dev/console is a symlink to a procfs
+    # file; bind-mounting the pty "there" would land on that file. The image's
+    # own /dev is used (no tmpfs on /dev), so the image controls it.
+    from tests.integration.test_rootfs import _in_script
+
+    b = rt.bundle(**{"process.terminal": True, "process.args": ["true"]})
+    cfg = rt.config(b)
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/dev"]
+    cfg["mounts"].insert(1, {"destination": "/dev", "type": "bind",
+                             "source": str(b / "rootfs" / "dev"), "options": ["rbind"]})
+    rt.write_config(b, cfg)
+    os.mknod(b / "rootfs" / "dev" / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.symlink("pts/ptmx", b / "rootfs" / "dev" / "ptmx")
+    os.symlink("/proc/sys/kernel/core_pattern", b / "rootfs" / "dev" / "console")
+    before = Path("/proc/sys/kernel/core_pattern").read_text()
+    p = _in_script(rt, b)
+    assert p.returncode == 1, p.stdout
+    assert "/dev/console in the container is not a file or a device" in p.stdout
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == before

@@ -323,3 +323,22 @@ def test_recursive_read_only_bind(rt: Runtime, tmp_path: Path) -> None:
         assert p.stdout.split() == ["ro-top", "ro-sub"]
     finally:
         subprocess.run(["umount", str(src / "sub")], check=True)
+
+
+def _in_script(rt: Runtime, b: Path) -> subprocess.CompletedProcess[str]:
+    """`run` in the foreground on a terminal made by script(1)."""
+    cmd = " ".join([*rt.cmd, "--root", str(rt.root), "run", "-b", str(b), rt.new_id()])
+    return subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_dev_console_is_the_pty(rt: Runtime) -> None:
+    # Spec (config-linux, default devices): with a terminal, the pty is
+    # bind-mounted on /dev/console.
+    b = rt.bundle(**{"process.terminal": True,
+                     "process.args": ["sh", "-c", "stat -c '%F %t:%T' /dev/console $(tty); "
+                                                  "echo hi > /dev/console"]})
+    p = _in_script(rt, b)
+    lines = p.stdout.replace("\r", "").splitlines()
+    assert lines[:2] == ["character special file 88:0"] * 2, p.stdout
+    assert lines[2] == "hi" and p.returncode == 0

@@ -3,18 +3,22 @@ rootfs, environment handling, ids, signals, log lines, state derivation."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pyrunc import cli, log, mountinfo
 from pyrunc.errors import PyruncError, UsageError
-from pyrunc.init import mountopts
-from pyrunc.init.paths import mkdir_all, secure_join
+from pyrunc.init import mountopts, paths
 from pyrunc.init.process import ProcessError, build_env, cap_sets, look_path
 from pyrunc.linux import libc as L
+from pyrunc.linux import openat2
+from pyrunc.linux.openat2 import open_in_root, walk_in_root
 from pyrunc.state import State, derive_status, oci_state, validate_id
 
 
@@ -40,29 +44,91 @@ def test_recursive_attributes() -> None:
     assert p.extensions == {"tmpcopyup"}
 
 
-def test_secure_join_stays_inside(tmp_path: Path) -> None:
+def _where(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _tree(tmp_path: Path) -> tuple[Path, int]:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
-    os.symlink("/etc", root / "abs")          # absolute link: restarts at root
-    os.symlink("../../../../", root / "up")  # climbs: clamped at root
+    (tmp_path / "outside").mkdir()
+    os.symlink("/etc", root / "abs")              # absolute link: restarts at root
+    os.symlink("../../../../", root / "up")      # climbs: clamped at root
+    os.symlink(str(tmp_path / "outside"), root / "evil")
+    os.symlink("etc/../../../etc", root / "mixed")
     os.symlink("loop2", root / "loop1")
     os.symlink("loop1", root / "loop2")
-    assert secure_join(str(root), "/abs/passwd") == str(root / "etc" / "passwd")
-    assert secure_join(str(root), "up/etc") == str(root / "etc")
-    assert secure_join(str(root), "../../x") == str(root / "x")
-    with pytest.raises(OSError):
-        secure_join(str(root), "/loop1")
+    os.symlink("/run/missing/resolv.conf", root / "etc" / "resolv.conf")  # dangling
+    return root, os.open(root, os.O_PATH | os.O_DIRECTORY)
 
 
-def test_mkdir_all_through_symlink_stays_inside(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    os.symlink(str(outside), root / "evil")
-    made = mkdir_all(str(root), "/evil/sub")
-    assert made == str(root / str(outside).lstrip("/") / "sub")
-    assert not (outside / "sub").exists()
+@pytest.mark.parametrize("lookup", [open_in_root, walk_in_root], ids=["openat2", "fallback"])
+def test_lookup_stays_inside(tmp_path: Path, lookup: Any) -> None:
+    root, rfd = _tree(tmp_path)
+    try:
+        for path in ("/abs", "abs/", "up/etc", "../../etc", "/mixed", "/up/up/abs/../etc"):
+            assert _where(lookup(rfd, path)) == str(root / "etc"), path
+        assert _where(lookup(rfd, "/../..")) == str(root)
+        link = lookup(rfd, "abs", os.O_PATH | os.O_NOFOLLOW)
+        try:
+            assert stat.S_ISLNK(os.fstat(link).st_mode)
+        finally:
+            os.close(link)
+        with pytest.raises(OSError) as e:
+            lookup(rfd, "/loop1/x")
+        assert e.value.errno == errno.ELOOP
+        with pytest.raises(FileNotFoundError):
+            lookup(rfd, "/evil")  # the host directory is not there from inside
+        with pytest.raises(NotADirectoryError):
+            lookup(rfd, "/abs", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    finally:
+        os.close(rfd)
+
+
+@pytest.mark.parametrize("kernel", ["openat2", "fallback"])
+def test_mkdir_all_and_make_file_create_inside(tmp_path: Path, kernel: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    if kernel == "fallback":  # as after ENOSYS on a kernel older than 5.6
+        monkeypatch.setitem(openat2._STATE, "have", False)
+    root, rfd = _tree(tmp_path)
+    try:
+        assert _where(paths.mkdir_all(rfd, "/evil/sub")) == str(
+            root / str(tmp_path / "outside").lstrip("/") / "sub")
+        assert not (tmp_path / "outside" / "sub").exists()
+        assert _where(paths.mkdir_all(rfd, "up/new/../new2/")) == str(root / "new2")
+        assert (root / "new").is_dir()
+        assert _where(paths.mkdir_all(rfd, "/abs/x/y")) == str(root / "etc" / "x" / "y")
+        # a file bind target through a dangling absolute symlink: made where it points
+        made = paths.make_file(rfd, "/etc/resolv.conf")
+        assert _where(made) == str(root / "run" / "missing" / "resolv.conf")
+        assert (root / "run" / "missing" / "resolv.conf").is_file()
+        with pytest.raises(OSError) as e:
+            paths.mkdir_all(rfd, "/loop1/x")
+        assert e.value.errno == errno.ELOOP
+        (root / "file").write_text("")
+        with pytest.raises(NotADirectoryError):
+            paths.mkdir_all(rfd, "/file/x")
+    finally:
+        os.close(rfd)
+
+
+def test_create_in_replaces_a_planted_symlink(tmp_path: Path) -> None:
+    root, rfd = _tree(tmp_path)
+    target = tmp_path / "outside" / "victim"
+    target.write_text("keep")
+    os.symlink(str(target), root / "etc" / "node")
+    parent, name = paths.parent_and_name(rfd, "/abs/node")
+    try:
+        fd = paths.create_in(parent, name, "file")
+        os.close(fd)
+        assert (root / "etc" / "node").is_file() and not (root / "etc" / "node").is_symlink()
+        assert target.read_text() == "keep"
+    finally:
+        os.close(parent)
+        os.close(rfd)
 
 
 def test_env_duplicates_keep_first_position_last_value() -> None:

@@ -1,0 +1,131 @@
+"""openat2(2): path resolution the kernel confines to a root directory.
+
+RESOLVE_IN_ROOT treats the dirfd as "/" for the whole lookup: absolute symlink
+targets restart there and ".." never climbs above it, atomically, so nothing
+can swap a component for a symlink between a check and a use. Kernels older
+than 5.6 (ENOSYS) get an O_PATH|O_NOFOLLOW walk, one component at a time,
+with the same semantics (done by us, not atomically, but every step is an fd
+beneath the one before)."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+
+from pyrunc.linux import libc
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+_MAX_LINKS = 40  # the kernel's own limit
+_RETRIES = 32  # EAGAIN: a rename or mount raced a ".." step; the kernel asks to retry
+
+
+class OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+_STATE = {"have": True}  # False once the kernel said ENOSYS
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """Raw openat2; raises OSError (ENOSYS on kernels without it)."""
+    how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    lib = libc._libc()
+    nr = libc.syscall_nr("openat2")
+    bpath = os.fsencode(path)
+    for _ in range(_RETRIES):
+        fd = lib.syscall(nr, dirfd, bpath, ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err != errno.EAGAIN:
+            break
+    raise OSError(err, os.strerror(err), path)
+
+
+def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+    """fd of `path` looked up as if root_fd were "/", never leaving it.
+    flags: O_PATH, optionally O_NOFOLLOW (last component) and O_DIRECTORY."""
+    if _STATE["have"]:
+        try:
+            return openat2(root_fd, path or ".", flags, IN_ROOT)
+        except OSError as e:
+            if e.errno != errno.ENOSYS:
+                raise
+            _STATE["have"] = False
+    return walk_in_root(root_fd, path, flags)
+
+
+def open_child(dir_fd: int, name: str, flags: int = os.O_PATH) -> int:
+    """fd of the entry `name` of dir_fd itself: not a symlink, not a mount
+    someone placed there, nothing beneath another directory."""
+    if _STATE["have"]:
+        try:
+            return openat2(dir_fd, name, flags | os.O_NOFOLLOW,
+                           RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV
+                           | RESOLVE_NO_MAGICLINKS)
+        except OSError as e:
+            if e.errno != errno.ENOSYS:
+                raise
+            _STATE["have"] = False
+    if "/" in name or name in ("", ".", ".."):
+        raise OSError(errno.EINVAL, "not a single path component", name)
+    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def walk_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+    """RESOLVE_IN_ROOT done in user space from fds (the ENOSYS fallback).
+    ".." pops our own stack of directory fds, so it cannot climb out even
+    if a directory is moved while we hold it."""
+    nofollow = bool(flags & os.O_NOFOLLOW)
+    stack: list[int] = []  # fds we opened; the current directory is the last (or root_fd)
+    pending = _parts(path)
+    pending.reverse()
+    links = 0
+    try:
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if stack:
+                    os.close(stack.pop())
+                continue
+            cur = stack[-1] if stack else root_fd
+            fd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISLNK(mode) and (pending or not nofollow):
+                links += 1
+                try:
+                    target = os.readlink("", dir_fd=fd)
+                finally:
+                    os.close(fd)
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                if target.startswith("/"):
+                    while stack:
+                        os.close(stack.pop())
+                pending.extend(reversed(_parts(target)))
+                continue
+            stack.append(fd)
+            if pending and not stat.S_ISDIR(mode):
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        result = stack.pop() if stack else os.open(".", os.O_PATH | os.O_CLOEXEC,
+                                                   dir_fd=root_fd)
+        if flags & os.O_DIRECTORY and not stat.S_ISDIR(os.fstat(result).st_mode):
+            os.close(result)
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        return result
+    finally:
+        for fd in stack:
+            os.close(fd)
