@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     import _socket
     from typing import Any
 
+    from pyrunc.cgroups import Manager
+    from pyrunc.init.plan import Plan
+
 
 class CreateOptions:
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
@@ -75,6 +78,29 @@ class Container:
 
     # ---- create -----------------------------------------------------------
     def create(self, opts: CreateOptions, console: _socket.socket | None = None) -> State:
+        from pyrunc import sync
+
+        # Stage 1 first: it imports init's modules while we read the config
+        # and make the cgroups, then waits for the plan (EOF if we fail first).
+        psock, csock = sync.pair()
+        s1 = _Stage1(os.fork())
+        if s1.pid == 0:
+            try:
+                psock.close()
+                from pyrunc.init.main import stage1
+
+                stage1(csock)
+            finally:
+                os._exit(1)  # never unwind into the parent's stack
+        csock.close()
+        try:
+            return self._create(opts, console, psock, s1)
+        finally:
+            s1.reap(kill=True)  # SIGKILL: it may be blocked waiting for us
+            psock.close()
+
+    def _create(self, opts: CreateOptions, console: _socket.socket | None,
+                psock: _socket.socket, s1: _Stage1) -> State:
         from pyrunc import cgroups, spec, sync
         from pyrunc.init.plan import Plan
 
@@ -136,7 +162,6 @@ class Container:
             plan = Plan(cid=self.id, cfg=cfg, rootfs=os.path.realpath(rootfs), fifo=cdir.fifo,
                         no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                         console=console, keep_fds=listen + opts.preserve_fds,
-                        close_in_child=cdir.fds(),
                         sync_hooks=any(hooks.get(k) for k in (
                             "prestart", "createRuntime", "createContainer", "startContainer")))
             if listen:
@@ -144,28 +169,30 @@ class Container:
             # Opened here: init may not be able to walk to --root once in its
             # user namespace; it reopens this fd through /proc/self/fd.
             plan.fifo_fd = os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
-            psock, csock = sync.pair()
-            child = os.fork()
-            if child == 0:
-                psock.close()
-                # Imported here, not before the fork: while the parent's
-                # cgroup migration waits on the kernel (~10 ms), we import.
-                from pyrunc.init.main import stage1
-
-                stage1(csock, plan)
-            csock.close()
-            os.close(plan.fifo_fd)
-            if console is not None:
-                console.close()
+            parent_joins = _plan_cgroup_join(plan, mgr, linux)
+            memfd = -1
             try:
-                # The first cgroup move in a while waits for an RCU grace period
-                # in the kernel (~10 ms; runc waits too). Stage 1 does not wait
-                # for it: this move only starts the clock while it works; init
-                # is moved below, and builds the rootfs meanwhile.
-                try:
-                    mgr.apply(child)
-                except PyruncError:
-                    pass  # stage 1 may be gone already; init's move below decides
+                memfd, fds = plan.to_wire()
+                sync.send(psock, {"type": "plan", "present": [fd >= 0 for fd in fds]},
+                          [memfd] + [fd for fd in fds if fd >= 0])
+            finally:
+                for fd in (memfd, plan.fifo_fd, plan.cgroup_v2_fd):
+                    if fd >= 0:
+                        os.close(fd)
+                if console is not None:
+                    console.close()
+            child = s1.pid
+            try:
+                if parent_joins:
+                    # The first cgroup move in a while waits for an RCU grace
+                    # period in the kernel (~10 ms; runc waits too). Stage 1
+                    # does not wait for it: this move only starts the clock
+                    # while it works; init is moved below, and builds the
+                    # rootfs meanwhile.
+                    try:
+                        mgr.apply(child)
+                    except PyruncError:
+                        pass  # stage 1 may be gone already; init's move below decides
                 msg = sync.recv(psock)[0]
                 if msg.get("type") == "userns":
                     self._write_id_maps(child, linux)
@@ -175,14 +202,17 @@ class Container:
                     raise PyruncError(msg["error"])
                 if msg.get("type") != "pid":
                     how = _exit_description(child)
-                    child = 0  # reaped: never signal a pid that may be reused
+                    s1.pid = 0  # reaped: never signal a pid that may be reused
                     raise PyruncError(f"container init exited unexpectedly ({how})")
                 init_pid = int(msg["pid"])
                 st.pid = init_pid
                 st.init_start = proc_start_time(init_pid) or 0
                 cdir.save(st)
                 try:
-                    mgr.apply(init_pid)
+                    if parent_joins:
+                        mgr.apply(init_pid)
+                    elif msg.get("cgroup_v2") == "move":  # stage 1 could not clone3
+                        mgr.apply(init_pid, v2_only=True)
                     if rdt is not None:  # before init may fork: children inherit it
                         rdt.join(st.extra["intelRdt"], init_pid)
                     sync.send(psock, {"type": "cgroup"})
@@ -192,12 +222,9 @@ class Container:
                     sync.expect(psock, "ready")  # init is gone: raises its own error
                     raise
             except BaseException:
-                if child:
-                    os.kill(child, 9)  # SIGKILL: it may be blocked waiting for us
+                s1.reap(kill=True)  # SIGKILL: it may be blocked waiting for us
                 raise
-            finally:
-                if child:
-                    os.waitpid(child, 0)
+            s1.reap(kill=False)  # it has forked init and exits
             if linux.get("netDevices"):
                 from pyrunc.netdev import move_devices
                 move_devices(linux["netDevices"], init_pid)
@@ -223,6 +250,7 @@ class Container:
         except BaseException as e:
             from pyrunc.hooks import HookError
 
+            s1.reap(kill=True)  # before the cgroups go: it may be in them
             self._rollback(cdir, mgr, init_pid, st.extra.get("intelRdt"))
             if isinstance(e, HookError):  # lifecycle step 3-5 failed: go on at 12-13
                 _poststop(st, "stopped")
@@ -303,6 +331,10 @@ class Container:
                     continue
                 if not data:
                     if proc_start_time(st.pid) != st.init_start:
+                        # init may have written, exec'd and exited since our read
+                        data = os.read(fd, 1)
+                        if data:
+                            continue
                         raise PyruncError("cannot start a container that has stopped")
                     time.sleep(0.0005)  # no writer yet: init is still opening the fifo
             os.set_blocking(fd, True)
@@ -369,6 +401,44 @@ def _uses_notify(seccomp_cfg: dict[str, Any]) -> bool:
     from pyrunc.linux import seccomp
 
     return seccomp.uses_notify(seccomp_cfg)
+
+
+class _Stage1:
+    """The pid of create's stage 1, reaped exactly once."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def reap(self, kill: bool) -> None:
+        if self.pid:
+            if kill:
+                try:
+                    os.kill(self.pid, 9)
+                except ProcessLookupError:
+                    pass
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+def _plan_cgroup_join(plan: Plan, mgr: Manager, linux: dict[str, Any]) -> bool:
+    """Who puts the container in its cgroups. Writing a pid to cgroup.procs
+    waits on the kernel (an RCU grace period: 10-20 ms), so where it can, the
+    child goes without that write: stage 1 joins the v1 hierarchies itself
+    (pyrunc.init.cgjoin) and forks init straight into the v2 one
+    (pyrunc.linux.clone). Not from a new user namespace, whose root may not
+    write there: then the parent moves stage 1 and init (True)."""
+    if any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces", [])):
+        return True
+    plan.rootless = mgr.rootless
+    plan.cgroup_tasks = mgr.self_join_files()
+    unified = mgr.dirs.get("")
+    if unified is not None:
+        try:
+            plan.cgroup_v2_fd = os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            plan.cgroup_tasks = []
+            return True
+    return False
 
 
 def _exit_description(pid: int) -> str:

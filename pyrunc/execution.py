@@ -195,8 +195,7 @@ def _src(opts: ExecOptions) -> str:
 def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
     from pyrunc import sync
     from pyrunc.container import Container, _forward_signals, _write_pid_file, wait_exit
-    from pyrunc.init import exec_child
-    from pyrunc.linux import libc
+    from pyrunc.init.plan import ExecPlan
 
     if opts.console_socket and not opts.tty and not opts.process_file:
         raise PyruncError("cannot use console socket if runc will not detach or allocate tty")
@@ -216,15 +215,24 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
         raise PyruncError("--cgroup: the container has no cgroup")
     if proc.get("terminal") and opts.detach and not opts.console_socket:
         raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
-    plan = exec_child.ExecPlan(pid=st.pid, cfg=st.config, proc=proc,
-                               keep_fds=opts.preserve_fds, src=_src(opts))
+    plan = ExecPlan(pid=st.pid, cfg=st.config, proc=proc, keep_fds=opts.preserve_fds,
+                    src=_src(opts))
     parent_sock, child_sock = sync.pair()
     if not opts.detach:
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)  # the grandchild becomes ours to reap
+        from pyrunc.linux.subreaper import become_subreaper
+
+        become_subreaper()  # the grandchild becomes ours to reap
     pid = os.fork()
     if pid == 0:
-        parent_sock.close()
-        exec_child.run(child_sock, plan)
+        try:
+            parent_sock.close()
+            # Imported after the fork: while the parent's cgroup move waits
+            # on the kernel (~10 ms), the child imports.
+            from pyrunc.init import exec_child
+
+            exec_child.run(child_sock, plan)
+        finally:
+            os._exit(1)  # never unwind into the parent's stack
     child_sock.close()
     exec_pid = 0
     try:

@@ -147,9 +147,6 @@ class ContainerDir:
             self.unlock()
             raise NotExist()
 
-    def fds(self) -> list[int]:
-        return [self._fd] if self._fd is not None else []
-
     def unlock(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -46,7 +46,13 @@ def send(sock: Socket, msg: dict[str, Any], fds: list[int] | None = None) -> Non
 
 def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
     """One message and any fds it carries; EOF reads as {"eof": True}."""
-    data, ancdata, _flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
+    try:
+        data, ancdata, _flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
+    except ConnectionResetError:
+        # The peer exited leaving a message of ours unread: the kernel reports
+        # that first (and forgets it), then still delivers what it had sent,
+        # e.g. the error that made it exit.
+        data, ancdata, _flags, _addr = sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
     fds: list[int] = []
     for level, kind, payload in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
@@ -58,18 +64,21 @@ def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
     return loads(data.decode()), fds
 
 
-def fork_then_report(sock: Socket, child: Callable[[], NoReturn]) -> None:
-    """Fork; tell the parent the child's pid; only then let the child run.
-    Both hold sock, so the child must not speak before the pid is sent."""
+def fork_then_report(sock: Socket, child: Callable[[], NoReturn],
+                     fork: Callable[[], int] = os.fork,
+                     note: dict[str, Any] | None = None) -> None:
+    """Fork (through `fork`); tell the parent the child's pid (and `note`, as
+    `fork` left it); only then let the child run. Both hold sock, so the
+    child must not speak before the pid is sent."""
     turn_r, turn_w = os.pipe()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         os.close(turn_w)
         os.read(turn_r, 1)  # returns once the pipe is closed below
         os.close(turn_r)
         child()
     os.close(turn_r)
-    send(sock, {"type": "pid", "pid": pid})
+    send(sock, {"type": "pid", "pid": pid, **(note or {})})
     os.close(turn_w)
 
 

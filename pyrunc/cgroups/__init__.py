@@ -125,8 +125,15 @@ class Manager:
 
             enable_controllers(self.mount, self.dirs[""])
 
-    def apply(self, pid: int) -> None:
-        for d in self.dirs.values():
+    def self_join_files(self) -> list[str]:
+        """The v1 `tasks` files a new child writes 0 to, joining by itself
+        (pyrunc.init.cgjoin); apply(pid, v2_only=True) does the rest."""
+        return [os.path.join(d, "tasks") for key, d in self.dirs.items() if key]
+
+    def apply(self, pid: int, v2_only: bool = False) -> None:
+        for key, d in self.dirs.items():
+            if v2_only and key:
+                continue
             try:
                 with open(os.path.join(d, "cgroup.procs"), "w") as f:
                     f.write(str(pid))

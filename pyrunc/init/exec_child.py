@@ -19,6 +19,7 @@ import os
 import sys
 
 from pyrunc import sync
+from pyrunc.init.plan import ExecPlan
 from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False
@@ -34,16 +35,6 @@ NS_ORDER = [("user", "user", L.CLONE_NEWUSER), ("ipc", "ipc", L.CLONE_NEWIPC),
             ("time", "time", L.CLONE_NEWTIME), ("mount", "mnt", L.CLONE_NEWNS)]
 
 
-class ExecPlan:
-    """What the parent hands to the forked child (shared by fork, not sent)."""
-
-    def __init__(self, pid: int, cfg: dict[str, Any], proc: dict[str, Any],
-                 keep_fds: int = 0, src: str = "config.json: process.") -> None:
-        self.pid = pid
-        self.cfg = cfg
-        self.proc = proc
-        self.keep_fds = keep_fds
-        self.src = src  # how errors name proc's fields ("process.json: ")
 
 
 def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:

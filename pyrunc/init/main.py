@@ -1,9 +1,12 @@
 """The child side of create. Two forked processes, never returning to the
 caller's stack (they leave with os._exit):
 
-  stage 1 ("namespace step"): joins/creates the namespaces, user first (the
-      parent writes the id maps), then forks stage 2 and exits; unshare of a
-      pid namespace applies to children, which makes stage 2 PID 1.
+  stage 1 ("namespace step"): forked as create starts, imports init's
+      modules meanwhile, takes the plan, joins its cgroups where it can
+      (pyrunc.init.cgjoin), joins/creates the namespaces, user first (the
+      parent writes the id maps), then forks stage 2 (into its cgroup v2
+      directory: pyrunc.linux.clone) and exits; unshare of a pid namespace
+      applies to children, which makes stage 2 PID 1.
   stage 2 (init): builds the rootfs, tells the parent it is ready, waits on
       exec.fifo for `start`, drops privileges and execs the user's process.
 """
@@ -20,6 +23,7 @@ from pyrunc.linux import libc as L
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
     import _socket
+    from collections.abc import Callable
     from typing import Any, NoReturn
 
 NS_FLAGS = {
@@ -52,14 +56,16 @@ def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
     os._exit(1)
 
 
-def _preload(cfg: dict[str, Any]) -> None:
+def _preload_common() -> None:
     """Import everything init needs while the host's files are still reachable:
     after unshare(CLONE_NEWUSER) we may lose access to the interpreter's own
     directories (e.g. /root/.pyenv), and after pivot_root sys.path points into
-    the container."""
+    the container. (_preload: what only some configs need.)"""
     from pyrunc.init import lsm, process, rootfs, sched, sysctl  # noqa: F401
     from pyrunc.linux import net  # noqa: F401
 
+
+def _preload(cfg: dict[str, Any]) -> None:
     if cfg.get("process", {}).get("terminal"):
         from pyrunc import terminal  # noqa: F401
     if cfg.get("linux", {}).get("seccomp"):
@@ -70,15 +76,25 @@ def _preload(cfg: dict[str, Any]) -> None:
         from pyrunc import hooks as _hooks  # noqa: F401
 
 
-def stage1(sock: _socket.socket, plan: Plan) -> NoReturn:
+def stage1(sock: _socket.socket) -> NoReturn:
+    """Forked when create starts: imports what init needs while the parent
+    reads the config and makes the cgroups, then takes the plan (or EOF:
+    the parent gave up, and reports why)."""
+    # Not dumpable from here on: nothing in the container may ptrace us or
+    # open /proc/<pid>/exe of the runtime (CVE-2019-5736).
+    L.prctl(L.PR_SET_DUMPABLE, 0)
+    L.prctl(L.PR_SET_PDEATHSIG, 9)
     try:
+        _preload_common()
+        msg, fds = sync.recv(sock)
+        if msg.get("type") != "plan":
+            os._exit(0)
+        plan = Plan.from_wire(fds, msg["present"])
+        if plan.cgroup_tasks:  # before forking init, which inherits them
+            from pyrunc.init.cgjoin import join_self
+
+            join_self(plan.cgroup_tasks, plan.rootless)
         _preload(plan.cfg)
-        # Not dumpable from here on: nothing in the container may ptrace us or
-        # open /proc/<pid>/exe of the runtime (CVE-2019-5736).
-        L.prctl(L.PR_SET_DUMPABLE, 0)
-        L.prctl(L.PR_SET_PDEATHSIG, 9)
-        for fd in plan.close_in_child:
-            os.close(fd)  # a shared flock would outlive the parent's unlock
         nss = {ns["type"]: ns.get("path") for ns in plan.cfg.get("linux", {})
                .get("namespaces", [])}
         # Open every namespace path before joining any: later ones may be
@@ -108,10 +124,28 @@ def stage1(sock: _socket.socket, plan: Plan) -> NoReturn:
             L.unshare(flags)
         if "time" in nss and not nss["time"]:
             _write_time_offsets(plan.cfg.get("linux", {}).get("timeOffsets", {}))
-        sync.fork_then_report(sock, lambda: stage2(sock, plan, in_userns="user" in nss))
+        note: dict[str, str] = {}
+        sync.fork_then_report(sock, lambda: stage2(sock, plan, in_userns="user" in nss),
+                              _init_fork(plan, note), note)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
     os._exit(0)
+
+
+def _init_fork(plan: Plan, note: dict[str, str]) -> Callable[[], int]:
+    """How stage 1 forks init: born in its cgroup v2 directory (clone3), or,
+    where the kernel refuses, a plain fork that asks the parent to move it."""
+    if plan.cgroup_v2_fd < 0:
+        return os.fork
+    from pyrunc.linux.clone import fork_into_cgroup
+
+    def fork() -> int:
+        try:
+            return fork_into_cgroup(plan.cgroup_v2_fd)
+        except OSError:
+            note["cgroup_v2"] = "move"
+            return os.fork()
+    return fork
 
 
 def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
@@ -140,6 +174,8 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
                 L.unshare(L.CLONE_NEWCGROUP)
 
     try:
+        if plan.cgroup_v2_fd >= 0:
+            os.close(plan.cgroup_v2_fd)
         os.setsid()
         # process.execCPUAffinity "is not applicable to the container's init
         # process" (config.md): only `exec` applies it (pyrunc.init.exec_child).

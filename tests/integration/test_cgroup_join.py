@@ -1,10 +1,14 @@
-"""Where init stands after `create`: the parent moves init into the
-container's cgroups while init builds the rootfs (a start-up optimisation),
-so these tests pin down what must hold however the two overlap."""
+"""Where init stands after `create`. Stage 1 joins the v1 hierarchies itself
+and forks init straight into the v2 one (clone3); from a new user namespace
+the parent moves them instead, while init builds the rootfs. These tests pin
+down what must hold however it is done."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import Runtime
 
@@ -17,8 +21,15 @@ def _cgroups_of(pid: int) -> dict[str, str]:
     return out
 
 
-def test_init_is_in_every_container_cgroup_once_created(rt: Runtime) -> None:
-    b = rt.bundle(**{"process.args": ["sleep", "100"]})
+@pytest.mark.parametrize("userns", [False, True])
+def test_init_is_in_every_container_cgroup_once_created(rt: Runtime, userns: bool) -> None:
+    over: dict[str, Any] = {"process.args": ["sleep", "100"]}
+    if userns:  # the parent moves stage 1 and init
+        ids = [{"containerID": 0, "hostID": 0, "size": 65536}]
+        cfg = rt.config(rt.bundle())
+        over["linux.namespaces"] = cfg["linux"]["namespaces"] + [{"type": "user"}]
+        over["linux.uidMappings"] = over["linux.gidMappings"] = ids
+    b = rt.bundle(**over)
     cid = rt.new_id()
     rt("create", "-b", str(b), cid, check=True)
     pid = rt.state(cid)["pid"]
