@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.init.plan import ExecPlan
     from pyrunc.state import Root
 
 
@@ -222,6 +223,7 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
         from pyrunc.linux.subreaper import become_subreaper
 
         become_subreaper()  # the grandchild becomes ours to reap
+    parent_joins = mgr is not None and (bool(subs) or not _child_joins(plan, mgr))
     pid = os.fork()
     if pid == 0:
         try:
@@ -234,9 +236,11 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
         finally:
             os._exit(1)  # never unwind into the parent's stack
     child_sock.close()
+    if plan.cgroup_v2_fd >= 0:
+        os.close(plan.cgroup_v2_fd)
     exec_pid = 0
     try:
-        if mgr is not None:
+        if parent_joins and mgr is not None:
             # The first cgroup move in a while waits for the kernel (an RCU
             # grace period, ~10 ms): moving the joiner starts that wait while
             # it joins the namespaces; the final process is moved below.
@@ -244,14 +248,17 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
                 mgr.apply(pid)
             except PyruncError:
                 pass  # the joiner may be gone already; its error comes below
-        exec_pid = sync.expect(parent_sock, "pid")["pid"]
+        msg = sync.expect(parent_sock, "pid")
+        exec_pid = msg["pid"]
         master = -1
         if proc.get("terminal"):
             master = sync.expect(parent_sock, "pty")["fds"][0]
-        if mgr is not None:
+        if parent_joins and mgr is not None:
             mgr.apply(exec_pid)
             if subs:
                 _join_sub_cgroups(mgr, subs, exec_pid)
+        elif mgr is not None and msg.get("cgroup_v2") == "move":  # no clone3 there
+            mgr.apply(exec_pid, v2_only=True)
         if "intelRdt" in st.extra:
             from pyrunc import intelrdt
             intelrdt.join(st.extra["intelRdt"], exec_pid)
@@ -291,6 +298,20 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
     if master < 0:
         return wait_exit(exec_pid)
     return _wait_with_proxy(exec_pid, master)
+
+
+def _child_joins(plan: ExecPlan, mgr: Any) -> bool:
+    """Let the children join the cgroups without a cgroup.procs write (see
+    pyrunc.init.cgjoin); False where we cannot reach the v2 directory."""
+    plan.rootless = mgr.rootless
+    unified = mgr.dirs.get("")
+    if unified is not None:
+        try:
+            plan.cgroup_v2_fd = os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+    plan.cgroup_tasks = mgr.self_join_files()
+    return True
 
 
 def _parse_sub_cgroups(values: list[str] | str | None) -> dict[str, str]:

@@ -1,11 +1,12 @@
 """`pyrunc exec`, child side. Two forked processes that never return:
 
-  joiner: non-dumpable at once (CVE-2019-5736), opens every namespace of the
-      container's init, joins them user first, enters its root, then forks;
-      setns(pid) only applies to children, so the fork lands inside.
-  final: pty; waits until the parent has moved it into the container's
-      cgroup (the parent starts the kernel's slow first cgroup move on the
-      joiner, so that wait overlaps the joining); cwd, env, rlimits, umask,
+  joiner: non-dumpable at once (CVE-2019-5736), joins the container's v1
+      cgroups itself (pyrunc.init.cgjoin), opens every namespace of the
+      container's init, joins them user first, enters its root, then forks
+      (into the v2 cgroup); setns(pid) only applies to children, so the fork
+      lands inside.
+  final: pty; waits for the parent's word that it is in every cgroup (the
+      parent moves it where the children could not); cwd, env, rlimits, umask,
       oom score, scheduler, I/O priority, LSM, seccomp (its notify fd to the
       parent), user and caps; closes every fd not asked for; execve.
       Errors go to the parent over the sync socket, which is close-on-exec:
@@ -19,6 +20,7 @@ import os
 import sys
 
 from pyrunc import sync
+from pyrunc.init import cgjoin
 from pyrunc.init.plan import ExecPlan
 from pyrunc.linux import libc as L
 
@@ -64,6 +66,8 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         from pyrunc.init import lsm, main, process, sched  # noqa: F401
         if plan.cfg.get("linux", {}).get("seccomp"):
             from pyrunc.linux import seccomp  # noqa: F401
+        if plan.cgroup_tasks:  # before forking the final process, which inherits them
+            cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
         # The sync fd must sit above the preserved fds so close_fds keeps it apart.
         high = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3 + plan.keep_fds)
         sock.close()
@@ -92,7 +96,9 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         os.chroot(".")
         os.close(root)
         os.chdir("/")
-        sync.fork_then_report(sock, lambda: _final(sock, plan))
+        note: dict[str, str] = {}
+        sync.fork_then_report(sock, lambda: _final(sock, plan),
+                              cgjoin.fork_into(plan.cgroup_v2_fd, note), note)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
     os._exit(0)
@@ -105,6 +111,8 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
     src = plan.src
     linux = plan.cfg.get("linux", {})
     try:
+        if plan.cgroup_v2_fd >= 0:
+            os.close(plan.cgroup_v2_fd)
         if proc.get("terminal"):
             from pyrunc.terminal import make_controlling, open_pty_in_container, set_winsize
 

@@ -17,13 +17,13 @@ import os
 import sys
 
 from pyrunc import sync
+from pyrunc.init import cgjoin
 from pyrunc.init.plan import Plan
 from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
     import _socket
-    from collections.abc import Callable
     from typing import Any, NoReturn
 
 NS_FLAGS = {
@@ -91,9 +91,7 @@ def stage1(sock: _socket.socket) -> NoReturn:
             os._exit(0)
         plan = Plan.from_wire(fds, msg["present"])
         if plan.cgroup_tasks:  # before forking init, which inherits them
-            from pyrunc.init.cgjoin import join_self
-
-            join_self(plan.cgroup_tasks, plan.rootless)
+            cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
         _preload(plan.cfg)
         nss = {ns["type"]: ns.get("path") for ns in plan.cfg.get("linux", {})
                .get("namespaces", [])}
@@ -126,26 +124,10 @@ def stage1(sock: _socket.socket) -> NoReturn:
             _write_time_offsets(plan.cfg.get("linux", {}).get("timeOffsets", {}))
         note: dict[str, str] = {}
         sync.fork_then_report(sock, lambda: stage2(sock, plan, in_userns="user" in nss),
-                              _init_fork(plan, note), note)
+                              cgjoin.fork_into(plan.cgroup_v2_fd, note), note)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
     os._exit(0)
-
-
-def _init_fork(plan: Plan, note: dict[str, str]) -> Callable[[], int]:
-    """How stage 1 forks init: born in its cgroup v2 directory (clone3), or,
-    where the kernel refuses, a plain fork that asks the parent to move it."""
-    if plan.cgroup_v2_fd < 0:
-        return os.fork
-    from pyrunc.linux.clone import fork_into_cgroup
-
-    def fork() -> int:
-        try:
-            return fork_into_cgroup(plan.cgroup_v2_fd)
-        except OSError:
-            note["cgroup_v2"] = "move"
-            return os.fork()
-    return fork
 
 
 def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:

@@ -92,3 +92,8 @@ class ExecPlan:
         self.proc = proc
         self.keep_fds = keep_fds
         self.src = src  # how errors name proc's fields ("process.json: ")
+        # as Plan's: v1 `tasks` files the joiner writes 0 to, and the cgroup
+        # v2 directory it forks the final process into (pyrunc.init.cgjoin)
+        self.cgroup_tasks: list[str] = []
+        self.rootless = False
+        self.cgroup_v2_fd = -1

@@ -273,6 +273,7 @@ def test_tty_console_socket(running: Any, tmp_path: Path) -> None:
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
+    srv.settimeout(20)  # an exec that fails never connects
     proc = subprocess.Popen([*rt.cmd, "--root", str(rt.root), "exec", "-t", "-d",
                              "--console-socket", path, cid, "sh", "-c", "tty; sleep 1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
