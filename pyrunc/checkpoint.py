@@ -47,8 +47,10 @@ def find_criu(path: str) -> str:
 
 
 def log_failure(log_path: str) -> str:
-    """'<last error> (cause: <first error>)' from a criu log: criu logs the root
-    cause first, then each step that gave up, the outermost last."""
+    """'<last error> (after: <earlier errors>)' from a criu log. criu logs the
+    step that gave up last; the root cause is one of the errors before it
+    (not always the first: some errors are not fatal), so they are all named,
+    the first two and the last two when there are more."""
     try:
         with open(log_path, errors="replace") as f:
             errors = [line.split("): ", 1)[-1].strip().rstrip(".")
@@ -57,9 +59,10 @@ def log_failure(log_path: str) -> str:
         return "no log written"
     if not errors:
         return "no error in its log"
-    if len(errors) == 1:
-        return errors[0]
-    return f"{errors[-1]} (cause: {errors[0]})"
+    last, earlier = errors[-1], list(dict.fromkeys(e for e in errors[:-1] if e != errors[-1]))
+    if len(earlier) > 4:
+        earlier = [*earlier[:2], "...", *earlier[-2:]]
+    return f"{last} (after: {'; '.join(earlier)})" if earlier else last
 
 
 def _run_criu(argv: list[str], action: str, log_path: str, in_cgroup: Manager | None = None,
@@ -74,11 +77,13 @@ def _run_criu(argv: list[str], action: str, log_path: str, in_cgroup: Manager | 
         if in_cgroup is not None:
             in_cgroup.apply(os.getpid())
 
-    out = None if keep_stdio else subprocess.DEVNULL
+    # On restore criu's stdio is ours, as in runc: --inherit-fd hands it to the
+    # restored init, so it must not be a pipe we wait on.
+    quiet = None if keep_stdio else subprocess.DEVNULL
     try:
-        p = subprocess.run(argv, stdin=None if keep_stdio else subprocess.DEVNULL, stdout=out,
-                           stderr=subprocess.PIPE, preexec_fn=join_cgroup, check=False,
-                           pass_fds=pass_fds or ())
+        p = subprocess.run(argv, stdin=quiet, stdout=quiet,
+                           stderr=None if keep_stdio else subprocess.PIPE,
+                           preexec_fn=join_cgroup, check=False, pass_fds=pass_fds or ())
     except subprocess.SubprocessError as e:  # join_cgroup failed in the child
         raise PyruncError(f"{action}: cannot start criu in the container's cgroup: {e}") \
             from None
@@ -86,7 +91,7 @@ def _run_criu(argv: list[str], action: str, log_path: str, in_cgroup: Manager | 
         raise PyruncError(f"{action}: cannot run {argv[0]}: {e.strerror}") from None
     if p.returncode != 0:
         why = log_failure(log_path)
-        if why == "no log written" and p.stderr.strip():
+        if why == "no log written" and p.stderr and p.stderr.strip():
             why = p.stderr.decode(errors="replace").strip().splitlines()[-1]
         raise CriuError(f"criu {argv[1]} failed: {why}; log file: {log_path}")
 
@@ -183,7 +188,7 @@ def checkpoint(root: Root, cid: str, args: Namespace) -> None:
         freezer = _freezer_dir(mgr)
         if freezer:
             argv += ["--freeze-cgroup", freezer]
-        argv += _dump_externals(st)
+        argv += _dump_externals(st, mgr)
         _write_descriptors(image, st.pid)
         try:
             _run_criu(argv, "checkpoint", os.path.join(work, f"{action}.log"),
@@ -228,9 +233,35 @@ def _freezer_dir(mgr: Manager | None) -> str | None:
     return mgr.dirs.get("") if mgr.v2 else None
 
 
-def _dump_externals(st: State) -> list[str]:
+def _cgroup_mount_dest(cfg: dict[str, Any], mgr: Manager | None) -> str | None:
+    """Where the container sees cgroup v1 hierarchies bound from the host (no
+    cgroup namespace): criu cannot dump such a bind of a host sub-directory."""
+    if mgr is None or mgr.v2 or _namespace(cfg, "cgroup"):
+        return None
+    for m in cfg.get("mounts", []):
+        if m.get("type") == "cgroup":
+            return os.path.normpath(str(m["destination"]))
+    return None
+
+
+def _cgroup_binds(st: State, mgr: Manager | None) -> list[str]:
+    dest = _cgroup_mount_dest(st.config, mgr)
+    if dest is None:
+        return []
+    out = []
+    with open(f"/proc/{st.pid}/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            mp = left.split()[4]
+            if right.split()[0] == "cgroup" and mp.startswith(dest + "/"):
+                out.append(mp)
+    return out
+
+
+def _dump_externals(st: State, mgr: Manager | None) -> list[str]:
     """Mounts criu cannot dump itself, as runc names them: bind mounts by their
-    destination, masked files (bind mounts of /dev/null) as "/dev/null"."""
+    destination, masked files (bind mounts of /dev/null) as "/dev/null", the
+    cgroup v1 hierarchies bound from the host by their mount point."""
     out = []
     for m in _bind_mounts(st.config):
         out += ["--external", f"mnt[{m['destination']}]:{m['destination']}"]
@@ -238,6 +269,8 @@ def _dump_externals(st: State) -> list[str]:
         target = os.path.join(f"/proc/{st.pid}/root", path.lstrip("/"))
         if os.path.exists(target) and not os.path.isdir(target):
             out += ["--external", f"mnt[{path}]:/dev/null"]
+    for mp in _cgroup_binds(st, mgr):
+        out += ["--external", f"mnt[{mp}]:{mp}"]
     net = _namespace(st.config, "network")
     if net and net.get("path"):  # joined, not ours: criu restores into the given one
         out += ["--external", f"net[{os.stat(net['path']).st_ino}]:extRootNetNS"]
@@ -333,6 +366,10 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
         libc.mount(rootfs, criu_root, None, libc.MS_BIND | libc.MS_REC)
         mounted = True
         externals, keep_fds = _restore_externals(cfg, image)
+        dest = _cgroup_mount_dest(cfg, mgr)
+        for key, d in mgr.dirs.items() if dest else ():
+            if key:  # the host's hierarchy named key, bound at dest/key in the container
+                externals += ["--external", f"mnt[{dest}/{key}]:{d}"]
         argv = [criu, "restore", "-D", image, "-W", work, "-o", "restore.log", "-v4",
                 "--root", criu_root, "--restore-detached", "--restore-sibling",
                 "--pidfile", pidfile, *_common_flags(args),
