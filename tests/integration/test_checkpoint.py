@@ -139,6 +139,9 @@ def test_checkpoint_then_restore_keeps_counting(rt: Runtime, stdio: Stdio,
     st = rt.state(cid)
     assert st["status"] == "running"
     assert int(pid_file.read_text()) == st["pid"]
+    with open(f"/proc/{st['pid']}/cgroup") as f:  # restored into the container's cgroup
+        memory = [ln for ln in f.read().splitlines() if ln.split(":")[1] in ("memory", "")]
+    assert memory and all(ln.endswith(f"/{cid}") for ln in memory), memory
     # the process goes on from its count: a fresh start would count from 1 again
     first = read_count(b)
     assert first >= at_dump
