@@ -347,3 +347,25 @@ def test_help_lists_runc_flags(rt: Runtime, verb: str) -> None:
     for flag in flags:
         assert flag in ours.stdout, flag
     assert ours.stdout.count("--") == theirs.count("--") + 1  # and --help; no more
+
+
+# ---- the failure line, from criu's log (pure logic) ----------------------------------
+@pytest.mark.parametrize("errors,want", [
+    ([], "no error in its log"),
+    (["Dumping FAILED."], "Dumping FAILED"),
+    (["rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted",
+      "mnt: 136:./sys/fs/cgroup/systemd doesn't have a proper root mount", "Dumping FAILED."],
+     "Dumping FAILED (after: rlimit: Can't setup RLIMIT_NOFILE for self: Operation not "
+     "permitted; mnt: 136:./sys/fs/cgroup/systemd doesn't have a proper root mount)"),
+    (["a", "b", "a", "c", "d", "e", "f"], "f (after: a; b; ...; d; e)"),
+])
+def test_log_failure_names_last_step_and_earlier_errors(tmp_path: Path, errors: list[str],
+                                                        want: str) -> None:
+    from pyrunc.checkpoint import log_failure
+
+    log = tmp_path / "dump.log"
+    lines = ["(00.000100) Version: 3.17.1"]
+    lines += [f"(00.0{i:02d}000) Error (criu/x.c:{i}): {e}" for i, e in enumerate(errors)]
+    log.write_text("\n".join([*lines, "(00.100000) Unlock network"]) + "\n")
+    assert log_failure(str(log)) == want
+    assert log_failure(str(tmp_path / "none.log")) == "no log written"
