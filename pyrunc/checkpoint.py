@@ -2,9 +2,10 @@
 
 runc drives `criu swrk` over protobuf RPC; pyrunc runs `criu dump` and
 `criu restore` instead: no protobuf dependency, and every option runc sets
-has a command-line twin, except the pty master hand-over (orphan_pts_master)
-and the notify callbacks, so terminal containers and restore-time hooks are
-refused with one clear line rather than half-done. Not a hot path: only
+has a command-line twin (runc's "setup-namespaces" notification, where it
+runs the prestart and createRuntime hooks, is criu's --action-script step),
+except the pty master hand-over (orphan_pts_master), so terminal containers
+are refused with one clear line rather than half-done. Not a hot path: only
 these two commands import this module.
 """
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 DESCRIPTORS = "descriptors.json"  # runc's file: the init's stdio, for restore
-_RESTORE_HOOKS = ("prestart", "createRuntime", "poststart")
+HOOK_ERROR = "criu-hook.err"  # a failing restore hook's message, for the one error line
 
 
 class CriuError(PyruncError):
@@ -336,10 +337,6 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
     cfg = spec.load_config(bundle)
     _refuse_terminal(cfg, "restore")
     hooks = cfg.get("hooks", {})
-    for name in _RESTORE_HOOKS:
-        if hooks.get(name):
-            raise PyruncError(f"restore: config.json hooks.{name}: pyrunc cannot run hooks "
-                              "during a restore yet (criu's notifications need its RPC)")
     rootfs = os.path.normpath(os.path.join(bundle, cfg["root"]["path"]))
     rootless = args.rootless == "true" or (args.rootless == "auto" and os.geteuid() != 0)
     if rootless:
@@ -381,9 +378,18 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
         if args.lsm_mount_context:
             argv += ["--lsm-mount-context", args.lsm_mount_context]
         argv += _cgroup_roots(mgr)
+        if hooks.get("prestart") or hooks.get("createRuntime"):
+            argv += ["--action-script", _hook_script(cdir.path)]
         try:
             _run_criu(argv, "restore", os.path.join(work, "restore.log"), in_cgroup=mgr,
                       keep_stdio=True, pass_fds=keep_fds)
+        except CriuError as e:
+            try:
+                with open(os.path.join(cdir.path, HOOK_ERROR)) as f:
+                    hook_error = f.read().strip()
+            except FileNotFoundError:
+                raise e from None  # no hook failed: criu's own failure
+            raise PyruncError(hook_error) from None
         finally:
             for fd in keep_fds:
                 os.close(fd)
@@ -405,13 +411,57 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
         cdir.remove()
         raise
     finally:
-        try:
-            os.unlink(pidfile)
-        except OSError:
-            pass
+        for name in (pidfile, os.path.join(cdir.path, "criu-hooks"),
+                     os.path.join(cdir.path, HOOK_ERROR)):
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
     _unbind(criu_root, mounted)
     cdir.unlock()
     return st
+
+
+def _hook_script(cdir_path: str) -> str:
+    """runc runs prestart and createRuntime hooks when criu has made the
+    namespaces (its "setup-namespaces" notification); criu's command line
+    runs an action script at that step, which calls restore_hooks below."""
+    import shlex
+    import sys
+
+    import pyrunc
+
+    site = os.path.dirname(os.path.dirname(os.path.abspath(pyrunc.__file__)))
+    code = (f"import sys; sys.path.insert(0, {site!r}); "
+            f"from pyrunc.checkpoint import restore_hooks; restore_hooks({cdir_path!r})")
+    path = os.path.join(cdir_path, "criu-hooks")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700), "w") as f:
+        f.write("#!/bin/sh\n# pyrunc restore: criu runs this at each restore step\n"
+                '[ "$CRTOOLS_SCRIPT_ACTION" = setup-namespaces ] || exit 0\n'
+                f"exec {shlex.quote(sys.executable)} -I -S -c {shlex.quote(code)}\n")
+    return path
+
+
+def restore_hooks(cdir_path: str) -> None:
+    """In criu's action script: the prestart and createRuntime hooks, with the
+    restored init's pid in the state they get (pyrunc restore holds the lock)."""
+    import sys
+
+    from pyrunc import hooks as H
+    from pyrunc.state import ContainerDir, oci_state
+
+    try:
+        st = ContainerDir(cdir_path).load()
+        st.pid = int(os.environ["CRTOOLS_INIT_PID"])
+        state = oci_state(st, "creating")
+        hooks = st.config.get("hooks", {})
+        H.run_all(hooks.get("prestart", []), state, "prestart")
+        H.run_all(hooks.get("createRuntime", []), state, "createRuntime")
+    except (PyruncError, KeyError, ValueError) as e:
+        with open(os.path.join(cdir_path, HOOK_ERROR), "w") as f:
+            f.write(str(e) if isinstance(e, PyruncError) else f"restore hooks: {e!r}")
+        sys.exit(1)
+    sys.exit(0)
 
 
 def _unbind(path: str, mounted: bool) -> None:

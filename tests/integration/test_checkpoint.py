@@ -178,6 +178,47 @@ def test_restore_foreground_relays_exit_status(rt: Runtime, stdio: Stdio) -> Non
     assert not (rt.root / cid).exists()  # the foreground restore deletes it at exit
 
 
+def _checkpointed_counter(rt: Runtime, stdio: Stdio, **overrides: object) -> tuple[Path, str]:
+    b = rt.bundle(**{"process.args": COUNTER, "root.readonly": False, **overrides})
+    cid = rt.new_id()
+    assert stdio.run(rt, "run", "-d", "-b", str(b), cid).returncode == 0
+    wait_count_above(b, 2)
+    p = stdio.run(rt, "checkpoint", "--image-path", str(rt.tmp / "img"), cid)
+    assert p.returncode == 0, p.stderr
+    return b, cid
+
+
+@needs_criu
+def test_restore_runs_prestart_and_create_runtime_hooks(rt: Runtime, stdio: Stdio) -> None:
+    # runc runs them once criu has made the namespaces, with the restored init's pid
+    out = rt.tmp / "hooks"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"cat >> {out}; echo >> {out}"]}
+    b, cid = _checkpointed_counter(rt, stdio)
+    cfg = rt.config(b)
+    cfg["hooks"] = {"prestart": [hook], "createRuntime": [hook]}
+    rt.write_config(b, cfg)
+    p = stdio.run(rt, "restore", "-d", "--image-path", str(rt.tmp / "img"), "-b", str(b), cid)
+    assert p.returncode == 0, p.stderr
+    states = [json.loads(ln) for ln in out.read_text().splitlines() if ln.strip()]
+    pid = rt.state(cid)["pid"]
+    assert [(s["id"], s["pid"]) for s in states] == [(cid, pid), (cid, pid)]
+    assert sorted(os.listdir(rt.root / cid)) == ["state.json"]
+    assert rt("delete", "-f", cid).returncode == 0
+
+
+@needs_criu
+def test_failing_restore_hook_is_the_error_and_nothing_is_left(rt: Runtime,
+                                                               stdio: Stdio) -> None:
+    b, cid = _checkpointed_counter(rt, stdio)
+    cfg = rt.config(b)
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
+    rt.write_config(b, cfg)
+    p = stdio.run(rt, "restore", "-d", "--image-path", str(rt.tmp / "img"), "-b", str(b), cid)
+    assert p.returncode == 1
+    assert only_error(p).startswith("createRuntime hook"), p.stderr
+    assert only_error(rt("state", cid)) == "container does not exist"
+
+
 # ---- errors: one line, the container untouched, nothing left behind ---------------
 def test_checkpoint_refuses_a_created_container(rt: Runtime, busybox: Path) -> None:
     cid = rt.new_id()
