@@ -248,6 +248,36 @@ def cmd_events(args: Namespace) -> int:
     return 0
 
 
+def cmd_checkpoint(args: Namespace) -> int:
+    from pyrunc.checkpoint import checkpoint
+
+    checkpoint(_root(args), args.id, args)
+    return 0
+
+
+def cmd_restore(args: Namespace) -> int:
+    from pyrunc.checkpoint import restore
+
+    return restore(_root(args), args.id, args)
+
+
+def _criu_flags() -> list[Flag]:
+    """The flags runc's checkpoint and restore share."""
+    return [
+        Flag("--image-path", "str", help="path for criu image files (default ./checkpoint)"),
+        Flag("--work-path", "str", help="path for saving work files and logs"),
+        Flag("--tcp-established", help="allow open tcp connections"),
+        Flag("--ext-unix-sk", help="allow external unix sockets"),
+        Flag("--shell-job", help="allow shell jobs"),
+        Flag("--file-locks", help="handle file locks, for safety"),
+        Flag("--manage-cgroups-mode", "str", "", ("soft", "full", "strict", "ignore"),
+             "cgroups mode: soft (default), full, strict or ignore"),
+        Flag("--empty-ns", "list", help="create a namespace, but don't restore its properties"),
+        Flag("--auto-dedup", help="enable auto deduplication of memory images"),
+        Flag("--lazy-pages", help="use userfaultfd to lazily restore memory pages"),
+    ]
+
+
 # ---- parser -----------------------------------------------------------------
 def _commands() -> list[Command]:
     create_flags = [
@@ -259,7 +289,7 @@ def _commands() -> list[Command]:
         Flag("--preserve-fds", "int", 0, help="pass N additional file descriptors"),
     ]
     def one(name: str, fn: Callable[[Namespace], int], about: str,
-            flags: list[Flag] | None = None) -> Command:
+            flags: list[Flag] | Callable[[], list[Flag]] | None = None) -> Command:
         return Command(name, fn, about, flags, args="<container-id>", min_args=1, max_args=1)
 
     return [
@@ -313,6 +343,26 @@ def _commands() -> list[Command]:
             "statistics", [Flag("--stats", help="display the container's stats then exit"),
                            Flag("--interval", "str", "5s",
                                 help="stats collection interval (a duration: 5s, 500ms)")]),
+        one("checkpoint", cmd_checkpoint, "checkpoint a running container", lambda: [
+            *_criu_flags(),
+            Flag("--parent-path", "str", help="path for previous criu image files in pre-dump"),
+            Flag("--leave-running", help="leave the process running after checkpointing"),
+            Flag("--status-fd", "int", -1, help="criu writes \\0 to this FD once lazy-pages "
+                 "is ready"),
+            Flag("--page-server", "str", help="ADDRESS:PORT of the page server"),
+            Flag("--pre-dump", help="dump memory only, leave the container running"),
+        ]),
+        one("restore", cmd_restore, "restore a container from a previous checkpoint", lambda: [
+            *_criu_flags(),
+            Flag("--console-socket", "str", help="AF_UNIX socket to receive the pty master"),
+            Flag("-b,--bundle", "str", ".", help="path to the root of the bundle directory"),
+            Flag("-d,--detach", help="detach from the container's process"),
+            Flag("--pid-file", "str", help="file to write the process id to"),
+            Flag("--no-subreaper", help="do not become the subreaper of the restored process"),
+            Flag("--no-pivot", help="accepted like runc (criu restores the mounts itself)"),
+            Flag("--lsm-profile", "str", help="LSM profile for the restore (TYPE:NAME)"),
+            Flag("--lsm-mount-context", "str", help="LSM mount context for the restore"),
+        ]),
         Command("features", cmd_features, "show the enabled features", max_args=0),
         Command("spec", cmd_spec, "create a new specification file",
                 [Flag("-b,--bundle", "str", help="path to the root of the bundle directory"),

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="busybox-static libcap-dev gcc python3-dev python3-venv iproute2 util-linux time uidmap runc crun
-    containerd podman docker.io"
+    containerd podman docker.io criu"
 missing=""
 for p in $APT_PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
