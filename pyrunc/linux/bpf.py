@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 
 from pyrunc.linux import libc
-
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}
 
 # bpf commands (linux/bpf.h enum bpf_cmd)
 BPF_PROG_LOAD = 5
@@ -61,14 +58,12 @@ class _GetFdAttr(ctypes.Structure):
 
 
 def _bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
-    nr = _SYS_BPF.get(libc._ARCH)
-    if nr is None:
-        raise OSError(errno.ENOSYS, f"{what}: bpf(2) is not wired up for {libc._ARCH}")
-    ret = libc._libc().syscall(nr, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return int(ret)
+    try:
+        nr = libc.syscall_nr("bpf")
+    except KeyError:
+        raise OSError(errno.ENOSYS, f"{what}: bpf(2) is not wired up for {libc._ARCH}") from None
+    return libc._check(libc._libc().syscall(nr, cmd, ctypes.byref(attr), ctypes.sizeof(attr)),
+                       what)
 
 
 def prog_load(prog_type: int, insns: bytes, license: str = "Apache",

@@ -18,8 +18,9 @@ import _signal  # not `signal`: its enums cost ~3 ms
 import ctypes
 import os
 
+from pyrunc.linux import libc
+
 CLONE_INTO_CGROUP = 0x200000000
-_SYS_CLONE3 = 435  # the same on every architecture (asm-generic numbering)
 
 
 class _CloneArgs(ctypes.Structure):
@@ -39,7 +40,7 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     OSError (ENOSYS on old kernels, EACCES...) leaves no child behind."""
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_signal.SIGCHLD, cgroup=cgroup_fd)
     _api.PyOS_BeforeFork()
-    pid = _syscall(_SYS_CLONE3, ctypes.byref(args), ctypes.sizeof(args))
+    pid = _syscall(libc.syscall_nr("clone3"), ctypes.byref(args), ctypes.sizeof(args))
     if pid == 0:
         _api.PyOS_AfterFork_Child()
         return 0

@@ -52,11 +52,15 @@ _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "open_tree": 428, "move_mount": 429,
                "mount_setattr": 442, "openat2": 437, "capget": 125, "capset": 126,
                "keyctl": 250, "pidfd_open": 434, "pidfd_send_signal": 424,
-               "ioprio_set": 251, "sched_setattr": 314, "set_mempolicy": 238},
+               "ioprio_set": 251, "sched_setattr": 314, "set_mempolicy": 238,
+               "fsopen": 430, "fsconfig": 431, "fsmount": 432, "statx": 332,
+               "bpf": 321, "clone3": 435},
     "aarch64": {"pivot_root": 41, "open_tree": 428, "move_mount": 429,
                 "mount_setattr": 442, "openat2": 437, "capget": 90, "capset": 91,
                 "keyctl": 219, "pidfd_open": 434, "pidfd_send_signal": 424,
-                "ioprio_set": 30, "sched_setattr": 274, "set_mempolicy": 237},
+                "ioprio_set": 30, "sched_setattr": 274, "set_mempolicy": 237,
+                "fsopen": 430, "fsconfig": 431, "fsmount": 432, "statx": 291,
+                "bpf": 280, "clone3": 435},
 }
 
 

@@ -72,10 +72,6 @@ def setattr_fd(fd: int, attr_set: int, attr_clr: int = 0, recursive: bool = Fals
         raise OSError(e.errno, f"mount_setattr: {e.strerror}") from None
 
 
-# fsopen/fsconfig/fsmount share their numbers on x86_64 and aarch64 (the
-# common table since 5.2), as statx does not.
-_NR = {"fsopen": 430, "fsconfig": 431, "fsmount": 432}
-_NR_STATX = {"x86_64": 332, "aarch64": 291}
 FSOPEN_CLOEXEC = 1
 FSCONFIG_SET_FLAG = 0
 FSCONFIG_CMD_CREATE = 6
@@ -83,22 +79,14 @@ FSMOUNT_CLOEXEC = 1
 MOUNT_ATTR_RDONLY = 0x1
 
 
-def _sys(nr: int, *args: object) -> int:
-    ret = libc._libc().syscall(nr, *args)
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return int(ret)
-
-
 def empty_tmpfs_ro() -> int:
     """A detached, read-only, empty tmpfs (to mask a directory) built without
     any path: fsopen, fsconfig, fsmount."""
-    fs = _sys(_NR["fsopen"], b"tmpfs", FSOPEN_CLOEXEC)
+    fs = libc.syscall("fsopen", b"tmpfs", FSOPEN_CLOEXEC)
     try:
-        _sys(_NR["fsconfig"], fs, FSCONFIG_SET_FLAG, b"ro", None, 0)
-        _sys(_NR["fsconfig"], fs, FSCONFIG_CMD_CREATE, None, None, 0)
-        return _sys(_NR["fsmount"], fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)
+        libc.syscall("fsconfig", fs, FSCONFIG_SET_FLAG, b"ro", None, 0)
+        libc.syscall("fsconfig", fs, FSCONFIG_CMD_CREATE, None, None, 0)
+        return libc.syscall("fsmount", fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)
     finally:
         os.close(fs)
 
@@ -112,7 +100,7 @@ _STATX_MNT_ID = slice(144, 152)
 def mount_id(fd: int) -> tuple[int, bool]:
     """(id of the mount fd is on, whether fd is that mount's root), by statx."""
     buf = ctypes.create_string_buffer(256)
-    _sys(_NR_STATX[libc._ARCH], fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, buf)
+    libc.syscall("statx", fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, buf)
     raw = buf.raw
     attrs = int.from_bytes(raw[_STATX_ATTRIBUTES], sys.byteorder)
     return int.from_bytes(raw[_STATX_MNT_ID], sys.byteorder), bool(attrs & STATX_ATTR_MOUNT_ROOT)
