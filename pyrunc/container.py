@@ -429,16 +429,7 @@ def _plan_cgroup_join(plan: Plan, mgr: Manager, linux: dict[str, Any]) -> bool:
     write there: then the parent moves stage 1 and init (True)."""
     if any(ns["type"] == "user" and not ns.get("path") for ns in linux.get("namespaces", [])):
         return True
-    plan.rootless = mgr.rootless
-    plan.cgroup_tasks = mgr.self_join_files()
-    unified = mgr.dirs.get("")
-    if unified is not None:
-        try:
-            plan.cgroup_v2_fd = os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            plan.cgroup_tasks = []
-            return True
-    return False
+    return not plan.let_children_join(mgr)
 
 
 def _exit_description(pid: int) -> str:

@@ -20,7 +20,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from pyrunc.init.plan import ExecPlan
     from pyrunc.state import Root
 
 
@@ -223,7 +222,7 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
         from pyrunc.linux.subreaper import become_subreaper
 
         become_subreaper()  # the grandchild becomes ours to reap
-    parent_joins = mgr is not None and (bool(subs) or not _child_joins(plan, mgr))
+    parent_joins = mgr is not None and (bool(subs) or not plan.let_children_join(mgr))
     pid = os.fork()
     if pid == 0:
         try:
@@ -298,20 +297,6 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
     if master < 0:
         return wait_exit(exec_pid)
     return _wait_with_proxy(exec_pid, master)
-
-
-def _child_joins(plan: ExecPlan, mgr: Any) -> bool:
-    """Let the children join the cgroups without a cgroup.procs write (see
-    pyrunc.init.cgjoin); False where we cannot reach the v2 directory."""
-    plan.rootless = mgr.rootless
-    unified = mgr.dirs.get("")
-    if unified is not None:
-        try:
-            plan.cgroup_v2_fd = os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            return False
-    plan.cgroup_tasks = mgr.self_join_files()
-    return True
 
 
 def _parse_sub_cgroups(values: list[str] | str | None) -> dict[str, str]:

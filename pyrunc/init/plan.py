@@ -16,12 +16,42 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.cgroups import Manager
+
 # Sent as JSON; the fds (fifo_fd, console, cgroup_v2_fd) go separately.
 _FIELDS = ("cid", "cfg", "rootfs", "fifo", "no_pivot", "no_new_keyring", "keep_fds",
            "extra_env", "sync_hooks", "cgroup_tasks", "rootless")
 
 
-class Plan:
+class _CgroupJoin:
+    """How the children of create and exec join the container's cgroups
+    without a cgroup.procs write (pyrunc.init.cgjoin): the v1 `tasks` files
+    they write 0 to, and the cgroup v2 directory they fork into."""
+
+    cgroup_tasks: list[str]
+    rootless: bool
+    cgroup_v2_fd: int
+
+    def _no_join(self) -> None:
+        self.cgroup_tasks = []
+        self.rootless = False
+        self.cgroup_v2_fd = -1  # or an O_PATH fd, the parent's to close
+
+    def let_children_join(self, mgr: Manager) -> bool:
+        """Set up the children's join; False where the v2 directory is out
+        of reach (the parent then moves them itself)."""
+        unified = mgr.dirs.get("")
+        if unified is not None:
+            try:
+                self.cgroup_v2_fd = os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                return False
+        self.cgroup_tasks = mgr.self_join_files()
+        self.rootless = mgr.rootless
+        return True
+
+
+class Plan(_CgroupJoin):
     """Everything the init stages need from the parent."""
 
     def __init__(self, cid: str, cfg: dict[str, Any], rootfs: str, fifo: str,
@@ -41,11 +71,7 @@ class Plan:
         self.extra_env: dict[str, str] = {}
         # pause before pivot_root so the parent runs its hooks
         self.sync_hooks = sync_hooks
-        # v1 `tasks` files stage 1 writes 0 to (pyrunc.init.cgjoin)
-        self.cgroup_tasks: list[str] = []
-        self.rootless = False
-        # fd of the cgroup v2 directory stage 1 forks init into, or -1
-        self.cgroup_v2_fd = -1
+        self._no_join()
 
     def to_wire(self) -> tuple[int, list[int]]:
         """A memfd holding the JSON fields, and the fds to send with it
@@ -81,7 +107,7 @@ class Plan:
         return plan
 
 
-class ExecPlan:
+class ExecPlan(_CgroupJoin):
     """What `exec`'s parent hands to its forked child (pyrunc.init.exec_child;
     shared by fork, not sent)."""
 
@@ -92,8 +118,4 @@ class ExecPlan:
         self.proc = proc
         self.keep_fds = keep_fds
         self.src = src  # how errors name proc's fields ("process.json: ")
-        # as Plan's: v1 `tasks` files the joiner writes 0 to, and the cgroup
-        # v2 directory it forks the final process into (pyrunc.init.cgjoin)
-        self.cgroup_tasks: list[str] = []
-        self.rootless = False
-        self.cgroup_v2_fd = -1
+        self._no_join()
