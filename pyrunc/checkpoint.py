@@ -249,14 +249,12 @@ def _cgroup_binds(st: State, mgr: Manager | None) -> list[str]:
     dest = _cgroup_mount_dest(st.config, mgr)
     if dest is None:
         return []
-    out = []
+    from pyrunc import mountinfo
+
     with open(f"/proc/{st.pid}/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            mp = left.split()[4]
-            if right.split()[0] == "cgroup" and mp.startswith(dest + "/"):
-                out.append(mp)
-    return out
+        mounts = mountinfo.parse(f.read())
+    return [m.mountpoint for m in mounts
+            if m.fstype == "cgroup" and m.mountpoint.startswith(dest + "/")]
 
 
 def _dump_externals(st: State, mgr: Manager | None) -> list[str]:
