@@ -8,7 +8,6 @@ import errno
 import os
 
 from pyrunc.cgroups import DEFAULT_DEVICE_RULES, fs
-from pyrunc.cgroups import stats as S
 from pyrunc.errors import PyruncError
 
 TYPE_CHECKING = False
@@ -234,6 +233,8 @@ def _set_hugetlb(mgr: Manager, w: _Writer, limits: list[dict[str, Any]]) -> None
 # ---- stats --------------------------------------------------------------------
 def stats(mgr: Manager) -> dict[str, Any]:
     """`events --stats` data from the v1 hierarchies (runc's fs GetStats)."""
+    from pyrunc.cgroups import stats as S  # only `events` needs it
+
     def at(ctrl: str) -> str:
         return mgr.dir_of(ctrl) or "/nonexistent"
 
@@ -319,6 +320,8 @@ _BLKIO_ORDER = ["ioServiceBytesRecursive", "ioServicedRecursive", "ioQueueRecurs
 def _blkio_stats(d: str) -> dict[str, Any]:
     """The first family of blkio stat files this kernel has (BFQ debug, BFQ,
     CFQ, then throttle), as runc picks them."""
+    from pyrunc.cgroups import stats as S  # only `events` needs it
+
     for group in _BLKIO_GROUPS:
         if not os.path.exists(os.path.join(d, "blkio." + group[0][0])):
             continue

@@ -13,7 +13,6 @@ import errno
 import os
 
 from pyrunc.cgroups import fs
-from pyrunc.cgroups import stats as S
 from pyrunc.errors import PyruncError
 
 TYPE_CHECKING = False
@@ -272,6 +271,8 @@ def set_unified(d: str, unified: dict[str, str]) -> None:
 # ---- stats --------------------------------------------------------------------
 def stats(d: str) -> dict[str, Any]:
     """`events --stats` data from a v2 cgroup (runc's fs2 GetStats)."""
+    from pyrunc.cgroups import stats as S  # only `events` needs it
+
     have = controllers(d)
     cur = fs.read_int(d, "pids.current")
     if cur is not None:
@@ -317,6 +318,8 @@ def _memory_data(d: str, prefix: str) -> dict[str, int]:
 
 def _io_stats(text: str) -> dict[str, Any]:
     """io.stat "MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.." in v1's tables."""
+    from pyrunc.cgroups import stats as S  # only `events` needs it
+
     tables: dict[str, list[dict[str, Any]]] = {"ioServiceBytesRecursive": [],
                                                "ioServicedRecursive": []}
     for line in sorted(text.splitlines()):
