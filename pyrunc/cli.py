@@ -289,7 +289,7 @@ def _commands() -> list[Command]:
         Flag("--preserve-fds", "int", 0, help="pass N additional file descriptors"),
     ]
     def one(name: str, fn: Callable[[Namespace], int], about: str,
-            flags: list[Flag] | Callable[[], list[Flag]] | None = None) -> Command:
+            flags: list[Flag] | None = None) -> Command:
         return Command(name, fn, about, flags, args="<container-id>", min_args=1, max_args=1)
 
     return [
@@ -343,7 +343,7 @@ def _commands() -> list[Command]:
             "statistics", [Flag("--stats", help="display the container's stats then exit"),
                            Flag("--interval", "str", "5s",
                                 help="stats collection interval (a duration: 5s, 500ms)")]),
-        one("checkpoint", cmd_checkpoint, "checkpoint a running container", lambda: [
+        one("checkpoint", cmd_checkpoint, "checkpoint a running container", [
             *_criu_flags(),
             Flag("--parent-path", "str", help="path for previous criu image files in pre-dump"),
             Flag("--leave-running", help="leave the process running after checkpointing"),
@@ -352,7 +352,7 @@ def _commands() -> list[Command]:
             Flag("--page-server", "str", help="ADDRESS:PORT of the page server"),
             Flag("--pre-dump", help="dump memory only, leave the container running"),
         ]),
-        one("restore", cmd_restore, "restore a container from a previous checkpoint", lambda: [
+        one("restore", cmd_restore, "restore a container from a previous checkpoint", [
             *_criu_flags(),
             Flag("--console-socket", "str", help="AF_UNIX socket to receive the pty master"),
             Flag("-b,--bundle", "str", ".", help="path to the root of the bundle directory"),

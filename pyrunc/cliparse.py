@@ -37,22 +37,16 @@ class Flag:
 
 class Command:
     def __init__(self, name: str, handler: Callable[[Namespace], int], help: str,
-                 flags: list[Flag] | Callable[[], list[Flag]] | None = None, args: str = "",
-                 min_args: int = 0, max_args: int | None = None, rest: str = "") -> None:
+                 flags: list[Flag] | None = None, args: str = "", min_args: int = 0,
+                 max_args: int | None = None, rest: str = "") -> None:
         self.name = name
         self.handler = handler
         self.help = help
-        self._flags = flags  # a callable: built only when this command runs
+        self.flags = flags or []
         self.args = args          # usage text for positionals, e.g. "<container-id>"
         self.min_args = min_args
         self.max_args = max_args  # None: unlimited
         self.rest = rest          # dest for everything after the positionals (exec)
-
-    @property
-    def flags(self) -> list[Flag]:
-        if callable(self._flags):
-            self._flags = self._flags()
-        return self._flags or []
 
 
 class Namespace(types.SimpleNamespace):
