@@ -61,16 +61,28 @@ def _create_opts(args: Namespace) -> Any:
 
 # ---- commands -----------------------------------------------------------------
 def cmd_create(args: Namespace) -> int:
-    from pyrunc.container import Container
+    from pyrunc.stage1 import Stage1
 
-    Container(_root(args), args.id).create(_create_opts(args))
+    s1 = Stage1()  # first: it works in parallel with everything below
+    try:
+        from pyrunc.container import Container
+
+        Container(_root(args), args.id).create(_create_opts(args), s1=s1)
+    finally:
+        s1.close()
     return 0
 
 
 def cmd_run(args: Namespace) -> int:
-    from pyrunc.container import run
+    from pyrunc.stage1 import Stage1
 
-    return run(_root(args), args.id, _create_opts(args), args.detach, args.keep)
+    s1 = Stage1()  # as in cmd_create
+    try:
+        from pyrunc.container import run
+
+        return run(_root(args), args.id, _create_opts(args), args.detach, args.keep, s1)
+    finally:
+        s1.close()
 
 
 def cmd_start(args: Namespace) -> int:

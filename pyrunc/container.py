@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from pyrunc.cgroups import Manager
     from pyrunc.init.plan import Plan
+    from pyrunc.stage1 import Stage1
 
 
 class CreateOptions:
@@ -77,33 +78,26 @@ class Container:
         self.id = cid
 
     # ---- create -----------------------------------------------------------
-    def create(self, opts: CreateOptions, console: _socket.socket | None = None) -> State:
-        from pyrunc import sync
+    def create(self, opts: CreateOptions, console: _socket.socket | None = None,
+               s1: Stage1 | None = None) -> State:
+        """`s1`: stage 1, forked by the caller as early as it could (else here).
+        It imports init's modules while we read the config and make the
+        cgroups, then waits for the plan (EOF if we fail first)."""
+        if s1 is None:
+            from pyrunc.stage1 import Stage1
 
-        # Stage 1 first: it imports init's modules while we read the config
-        # and make the cgroups, then waits for the plan (EOF if we fail first).
-        psock, csock = sync.pair()
-        s1 = _Stage1(os.fork())
-        if s1.pid == 0:
-            try:
-                psock.close()
-                from pyrunc.init.main import stage1
-
-                stage1(csock)
-            finally:
-                os._exit(1)  # never unwind into the parent's stack
-        csock.close()
+            s1 = Stage1()
         try:
-            return self._create(opts, console, psock, s1)
+            return self._create(opts, console, s1)
         finally:
-            s1.reap(kill=True)  # SIGKILL: it may be blocked waiting for us
-            psock.close()
+            s1.close()
 
     def _create(self, opts: CreateOptions, console: _socket.socket | None,
-                psock: _socket.socket, s1: _Stage1) -> State:
+                s1: Stage1) -> State:
         from pyrunc import cgroups, spec, sync
         from pyrunc.init.plan import Plan
 
+        psock = s1.sock
         bundle = os.path.abspath(opts.bundle)
         try:
             os.chdir(bundle)
@@ -222,7 +216,7 @@ class Container:
                     sync.expect(psock, "ready")  # init is gone: raises its own error
                     raise
             except BaseException:
-                s1.reap(kill=True)  # SIGKILL: it may be blocked waiting for us
+                s1.reap(kill=True)
                 raise
             s1.reap(kill=False)  # it has forked init and exits
             if linux.get("netDevices"):
@@ -403,23 +397,6 @@ def _uses_notify(seccomp_cfg: dict[str, Any]) -> bool:
     return seccomp.uses_notify(seccomp_cfg)
 
 
-class _Stage1:
-    """The pid of create's stage 1, reaped exactly once."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    def reap(self, kill: bool) -> None:
-        if self.pid:
-            if kill:
-                try:
-                    os.kill(self.pid, 9)
-                except ProcessLookupError:
-                    pass
-            os.waitpid(self.pid, 0)
-            self.pid = 0
-
-
 def _plan_cgroup_join(plan: Plan, mgr: Manager, linux: dict[str, Any]) -> bool:
     """Who puts the container in its cgroups. Writing a pid to cgroup.procs
     waits on the kernel (an RCU grace period: 10-20 ms), so where it can, the
@@ -526,8 +503,10 @@ def wait_exit(pid: int) -> int:
             return 128 + os.WTERMSIG(status)
 
 
-def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
-    """create + start; in the foreground, relay stdio, signals and the exit status."""
+def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
+        s1: Stage1 | None = None) -> int:
+    """create + start; in the foreground, relay stdio, signals and the exit status.
+    `s1` as for Container.create."""
     import _socket
 
     c = Container(root, cid)
@@ -541,7 +520,7 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool) -> 
             console_parent, console_child = _socket.socketpair(_socket.AF_UNIX,
                                                                _socket.SOCK_STREAM)
     # create() keeps console_child only if the config asks for a terminal.
-    st = c.create(opts, console=console_child)
+    st = c.create(opts, console=console_child, s1=s1)
     if console_child is not None:
         console_child.close()
     master = None

@@ -76,10 +76,11 @@ def _preload(cfg: dict[str, Any]) -> None:
         from pyrunc import hooks as _hooks  # noqa: F401
 
 
-def stage1(sock: _socket.socket) -> NoReturn:
-    """Forked when create starts: imports what init needs while the parent
-    reads the config and makes the cgroups, then takes the plan (or EOF:
-    the parent gave up, and reports why)."""
+def stage1(sock: _socket.socket, affinity: set[int]) -> NoReturn:
+    """Forked when create starts (pyrunc.stage1): imports what init needs
+    while the parent reads the config and makes the cgroups, then takes the
+    plan (or EOF: the parent gave up, and reports why). `affinity`: the
+    caller's CPUs, which the parent narrowed to start us on another one."""
     # Not dumpable from here on: nothing in the container may ptrace us or
     # open /proc/<pid>/exe of the runtime (CVE-2019-5736).
     L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -90,6 +91,7 @@ def stage1(sock: _socket.socket) -> NoReturn:
         if msg.get("type") != "plan":
             os._exit(0)
         plan = Plan.from_wire(fds, msg["present"])
+        os.sched_setaffinity(0, affinity)  # before joining a cpuset, which narrows it
         if plan.cgroup_tasks:  # before forking init, which inherits them
             cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
         _preload(plan.cfg)

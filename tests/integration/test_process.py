@@ -112,6 +112,32 @@ def test_exec_cpu_affinity_is_for_exec_not_init(rt: Runtime) -> None:
         rt("delete", "-f", cid)
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cpus to tell apart")
+@pytest.mark.parametrize("which", ["all", "lowest", "highest"])
+def test_init_keeps_the_callers_cpu_affinity(rt: Runtime, which: str) -> None:
+    """pyrunc starts its stage 1 off the caller's CPU for a head start
+    (pyrunc.stage1); the container must still get the caller's affinity."""
+    mine = os.sched_getaffinity(0)
+    mask = {"all": mine, "lowest": {min(mine)}, "highest": {max(mine)}}[which]
+    b = rt.bundle(**{"process.args": ["grep", "Cpus_allowed_list", "/proc/self/status"]})
+    os.sched_setaffinity(0, mask)  # inherited by the runtime we start
+    try:
+        p = rt("run", "-b", str(b), rt.new_id())
+    finally:
+        os.sched_setaffinity(0, mine)
+    assert p.returncode == 0, p.stderr
+    got = p.stdout.split()[1]
+    assert _cpu_set(got) == mask
+
+
+def _cpu_set(cpu_list: str) -> set[int]:
+    out: set[int] = set()
+    for part in cpu_list.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def test_personality_linux32(rt: Runtime) -> None:
     out = run_sh(rt, "uname -m", **{"linux.personality": {"domain": "LINUX32"}})
     assert out.strip() in ("i686", "armv8l", "armv7l")
