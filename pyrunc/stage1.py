@@ -52,14 +52,17 @@ def _start_elsewhere(pid: int, mask: set[int]) -> None:
     so the child would wait for the load balancer to move it to an idle CPU
     (~3 ms measured, most of stage 1's head start). Allowing it every CPU
     but ours moves it at once; stage 1 restores `mask`, the caller's, when
-    the plan arrives (which is sent after this call)."""
+    the plan arrives (which is sent after this call). Not when every CPU is
+    busy already (many creates at once): there it only narrows the choice."""
     if len(mask) < 2:
         return
     try:
+        with open("/proc/loadavg", "rb") as f:  # "0.52 0.58 0.59 3/467 12345"
+            running = int(f.read().split()[3].split(b"/")[0])
+        if running > len(mask):  # we and the child are two of them
+            return
         with open("/proc/thread-self/stat", "rb") as f:
             cpu = int(f.read().rsplit(b")", 1)[1].split()[36])  # field 39: processor
-        others = mask - {cpu}
-        if others:
-            os.sched_setaffinity(pid, others)
+        os.sched_setaffinity(pid, mask - {cpu})
     except (OSError, ValueError, IndexError):
         pass  # only a head start is lost
