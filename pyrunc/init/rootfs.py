@@ -93,7 +93,8 @@ def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool,
     if prop & L.MS_UNBINDABLE:
         prop = L.MS_SLAVE | L.MS_REC  # the rootfs is bound from "/" first; after pivot_root
     L.mount(None, "/", None, prop)
-    _make_parent_private(rootfs)
+    if not (prop & L.MS_REC and prop & (L.MS_SLAVE | L.MS_PRIVATE)):
+        _make_parent_private(rootfs)  # else no mount is shared any more
     L.mount(rootfs, rootfs, "bind", L.MS_BIND | L.MS_REC)
     # Opened after the bind: mounts made through it land on the bind, which
     # pivot_root makes "/".
@@ -426,6 +427,7 @@ def _mount_cgroup_v1(top: int, mounts: list[mountinfo.Mount], p: mountopts.Parse
     """The hierarchies inside `top`, our fresh tmpfs (nobody else reaches it)."""
     own_ns = any(ns.get("type") == "cgroup" for ns in linux.get("namespaces", []))
     my_paths = _own_cgroup_paths()
+    names = []
     for m in mounts:
         if m.fstype != "cgroup" or not m.mountpoint.startswith("/sys/fs/cgroup/"):
             continue
@@ -446,14 +448,34 @@ def _mount_cgroup_v1(top: int, mounts: list[mountinfo.Mount], p: mountopts.Parse
                 L.mount(src, paths.fd_path(target), None, L.MS_BIND | L.MS_REC)
         finally:
             os.close(target)
-        if p.flags & L.MS_RDONLY:
-            sub = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
-            try:
-                _remount(paths.fd_path(sub), L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | flags)
-            finally:
-                os.close(sub)
+        names.append(name)
     if p.flags & L.MS_RDONLY:
-        L.mount(None, paths.fd_path(top), None, L.MS_REMOUNT | L.MS_RDONLY | flags, "mode=755")
+        _cgroup_v1_readonly(top, names, flags)
+
+
+def _cgroup_v1_readonly(top: int, names: list[str], flags: int) -> None:
+    """The tmpfs and every hierarchy in it read-only, with the mount's
+    nosuid/nodev/noexec: one recursive mount_setattr (Linux 5.12+) instead
+    of a remount each."""
+    attrs = mountapi.MOUNT_ATTR_RDONLY
+    for ms, attr in ((L.MS_NOSUID, mountopts.MOUNT_ATTR_NOSUID),
+                     (L.MS_NODEV, mountopts.MOUNT_ATTR_NODEV),
+                     (L.MS_NOEXEC, mountopts.MOUNT_ATTR_NOEXEC)):
+        if flags & ms:
+            attrs |= attr
+    try:
+        mountapi.setattr_fd(top, attrs, recursive=True)
+        return
+    except OSError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+    for name in names:
+        sub = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+        try:
+            _remount(paths.fd_path(sub), L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | flags)
+        finally:
+            os.close(sub)
+    L.mount(None, paths.fd_path(top), None, L.MS_REMOUNT | L.MS_RDONLY | flags, "mode=755")
 
 
 def _own_cgroup_paths() -> dict[str, str]:

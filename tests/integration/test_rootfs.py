@@ -91,6 +91,29 @@ def test_mounts_and_options(rt: Runtime) -> None:
     assert mi["/sys/fs/cgroup"][1].startswith("ro")
 
 
+CGROUP_V1 = (os.path.isdir("/sys/fs/cgroup/pids")
+             and not os.path.exists("/sys/fs/cgroup/cgroup.procs"))
+CGROUP_RO_SCRIPT = "cat /proc/self/mountinfo; mkdir /sys/fs/cgroup/pids/x /sys/fs/cgroup/x; true"
+
+
+def check_cgroup_v1_read_only(p: subprocess.CompletedProcess[str]) -> None:
+    """The cgroup mount ("ro", "nosuid", "noexec", "nodev" in the default
+    config): the tmpfs and each hierarchy bound in it carry all four, and
+    nothing under them can be written (CGROUP_RO_SCRIPT's output)."""
+    assert p.returncode == 0, p.stderr
+    mi = mountinfo(p.stdout)
+    subs = [m for m in mi if m.startswith("/sys/fs/cgroup/")]
+    assert "/sys/fs/cgroup/pids" in subs
+    for m in ["/sys/fs/cgroup", *subs]:
+        assert {"ro", "nosuid", "nodev", "noexec"} <= set(mi[m][1].split(",")), (m, mi[m])
+    assert p.stderr.count("Read-only file system") == 2, p.stderr
+
+
+@pytest.mark.skipif(not CGROUP_V1, reason="needs cgroup v1 hierarchies")
+def test_cgroup_v1_hierarchies_are_read_only(rt: Runtime) -> None:
+    check_cgroup_v1_read_only(run_sh(rt, CGROUP_RO_SCRIPT))
+
+
 def test_bind_mount_file_and_dir(rt: Runtime, tmp_path: Path) -> None:
     d = tmp_path / "share"
     d.mkdir()

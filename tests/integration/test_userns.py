@@ -7,7 +7,14 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Runtime
+from tests.integration.test_rootfs import (
+    CGROUP_RO_SCRIPT,
+    CGROUP_V1,
+    check_cgroup_v1_read_only,
+)
 
 MAPS = {"linux.uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
         "linux.gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}
@@ -53,6 +60,13 @@ def test_user_namespace_devices_are_bound_from_host(rt: Runtime) -> None:
     p = rt("run", "-b", str(b), rt.new_id())
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "4"
+
+
+@pytest.mark.skipif(not CGROUP_V1, reason="needs cgroup v1 hierarchies")
+def test_user_namespace_cgroup_v1_hierarchies_are_read_only(rt: Runtime) -> None:
+    """As without a user namespace, where the mounts' flags may be locked."""
+    b = userns_bundle(rt, CGROUP_RO_SCRIPT)
+    check_cgroup_v1_read_only(rt("run", "-b", str(b), rt.new_id()))
 
 
 def test_join_user_namespace_by_path(rt: Runtime) -> None:
