@@ -61,9 +61,9 @@ def _create_opts(args: Namespace) -> Any:
 
 # ---- commands -----------------------------------------------------------------
 def cmd_create(args: Namespace) -> int:
-    from pyrunc.stage1 import Stage1
+    from pyrunc.early import EarlyChild
 
-    s1 = Stage1()  # first: it works in parallel with everything below
+    s1 = EarlyChild("create")  # first: it works in parallel with everything below
     try:
         from pyrunc.container import Container
 
@@ -74,9 +74,9 @@ def cmd_create(args: Namespace) -> int:
 
 
 def cmd_run(args: Namespace) -> int:
-    from pyrunc.stage1 import Stage1
+    from pyrunc.early import EarlyChild
 
-    s1 = Stage1()  # as in cmd_create
+    s1 = EarlyChild("create")  # as in cmd_create
     try:
         from pyrunc.container import run
 
@@ -120,7 +120,7 @@ def cmd_delete(args: Namespace) -> int:
 
 
 def cmd_exec(args: Namespace) -> int:
-    from pyrunc.execution import ExecOptions, exec_process
+    from pyrunc.early import EarlyChild
 
     if args.preserve_fds < 0:
         raise UsageError("--preserve-fds must be a non-negative number")
@@ -128,14 +128,20 @@ def cmd_exec(args: Namespace) -> int:
         args.command_args = args.command_args[1:]
     if not args.process and not args.command_args:
         raise UsageError("exec: arguments or --process FILE are required")
-    opts = ExecOptions(
-        process_file=args.process, args=list(args.command_args), cwd=args.cwd,
-        env=list(args.env), tty=args.tty, console_socket=args.console_socket, user=args.user,
-        additional_gids=list(args.additional_gids), caps=list(args.cap), detach=args.detach,
-        pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_new_privs=args.no_new_privs,
-        apparmor=args.apparmor, process_label=args.process_label, cgroup=args.cgroup,
-        ignore_paused=args.ignore_paused)
-    return exec_process(_root(args), args.id, opts)
+    child = EarlyChild("exec")  # imports while we read the state (and the rest below)
+    try:
+        from pyrunc.execution import ExecOptions, exec_process
+
+        opts = ExecOptions(
+            process_file=args.process, args=list(args.command_args), cwd=args.cwd,
+            env=list(args.env), tty=args.tty, console_socket=args.console_socket, user=args.user,
+            additional_gids=list(args.additional_gids), caps=list(args.cap), detach=args.detach,
+            pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_new_privs=args.no_new_privs,
+            apparmor=args.apparmor, process_label=args.process_label, cgroup=args.cgroup,
+            ignore_paused=args.ignore_paused)
+        return exec_process(_root(args), args.id, opts, child)
+    finally:
+        child.close()
 
 
 def _owner_name(path: str) -> str:

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyrunc.cgroups import Manager
+    from pyrunc.early import EarlyChild
     from pyrunc.init.plan import Plan
-    from pyrunc.stage1 import Stage1
 
 
 class CreateOptions:
@@ -79,21 +79,21 @@ class Container:
 
     # ---- create -----------------------------------------------------------
     def create(self, opts: CreateOptions, console: _socket.socket | None = None,
-               s1: Stage1 | None = None) -> State:
+               s1: EarlyChild | None = None) -> State:
         """`s1`: stage 1, forked by the caller as early as it could (else here).
         It imports init's modules while we read the config and make the
         cgroups, then waits for the plan (EOF if we fail first)."""
         if s1 is None:
-            from pyrunc.stage1 import Stage1
+            from pyrunc.early import EarlyChild
 
-            s1 = Stage1()
+            s1 = EarlyChild("create")
         try:
             return self._create(opts, console, s1)
         finally:
             s1.close()
 
     def _create(self, opts: CreateOptions, console: _socket.socket | None,
-                s1: Stage1) -> State:
+                s1: EarlyChild) -> State:
         from pyrunc import cgroups, spec, sync
         from pyrunc.init.plan import Plan
 
@@ -164,13 +164,10 @@ class Container:
             # user namespace; it reopens this fd through /proc/self/fd.
             plan.fifo_fd = os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
             parent_joins = _plan_cgroup_join(plan, mgr, linux)
-            memfd = -1
             try:
-                memfd, fds = plan.to_wire()
-                sync.send(psock, {"type": "plan", "present": [fd >= 0 for fd in fds]},
-                          [memfd] + [fd for fd in fds if fd >= 0])
+                s1.send_plan(plan)
             finally:
-                for fd in (memfd, plan.fifo_fd, plan.cgroup_v2_fd):
+                for fd in (plan.fifo_fd, plan.cgroup_v2_fd):
                     if fd >= 0:
                         os.close(fd)
                 if console is not None:
@@ -504,7 +501,7 @@ def wait_exit(pid: int) -> int:
 
 
 def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
-        s1: Stage1 | None = None) -> int:
+        s1: EarlyChild | None = None) -> int:
     """create + start; in the foreground, relay stdio, signals and the exit status.
     `s1` as for Container.create."""
     import _socket

@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.early import EarlyChild
     from pyrunc.state import Root
 
 
@@ -176,15 +177,23 @@ def _check_status(status: str, ignore_paused: bool) -> None:
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
 
 
-def exec_process(root: Root, cid: str, opts: ExecOptions) -> int:
+def exec_process(root: Root, cid: str, opts: ExecOptions,
+                 child: EarlyChild | None = None) -> int:
     """Run the process; its exit status, or PyruncError with exit code 255 (runc's
-    "exec failed" code, which clients tell apart from the process's own status)."""
+    "exec failed" code, which clients tell apart from the process's own status).
+    `child`: the joiner, forked by the caller as early as it could (else here)."""
+    if child is None:
+        from pyrunc.early import EarlyChild
+
+        child = EarlyChild("exec")
     try:
-        return _exec(root, cid, opts)
+        return _exec(root, cid, opts, child)
     except PyruncError as e:
         if e.exit_code == 1:
             e.exit_code = 255
         raise
+    finally:
+        child.close()
 
 
 def _src(opts: ExecOptions) -> str:
@@ -192,7 +201,7 @@ def _src(opts: ExecOptions) -> str:
     return "process.json: " if opts.process_file else "config.json: process."
 
 
-def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
+def _exec(root: Root, cid: str, opts: ExecOptions, child: EarlyChild) -> int:
     from pyrunc import sync
     from pyrunc.container import Container, _forward_signals, _write_pid_file, wait_exit
     from pyrunc.init.plan import ExecPlan
@@ -217,26 +226,18 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
         raise PyruncError("cannot allocate tty if runc will detach without setting console socket")
     plan = ExecPlan(pid=st.pid, cfg=st.config, proc=proc, keep_fds=opts.preserve_fds,
                     src=_src(opts))
-    parent_sock, child_sock = sync.pair()
     if not opts.detach:
         from pyrunc.linux.subreaper import become_subreaper
 
         become_subreaper()  # the grandchild becomes ours to reap
     parent_joins = mgr is not None and (bool(subs) or not plan.let_children_join(mgr))
-    pid = os.fork()
-    if pid == 0:
-        try:
-            parent_sock.close()
-            # Imported after the fork: while the parent's cgroup move waits
-            # on the kernel (~10 ms), the child imports.
-            from pyrunc.init import exec_child
-
-            exec_child.run(child_sock, plan)
-        finally:
-            os._exit(1)  # never unwind into the parent's stack
-    child_sock.close()
-    if plan.cgroup_v2_fd >= 0:
-        os.close(plan.cgroup_v2_fd)
+    try:
+        child.send_plan(plan)
+    finally:
+        if plan.cgroup_v2_fd >= 0:
+            os.close(plan.cgroup_v2_fd)
+    pid = child.pid
+    parent_sock = child.sock
     exec_pid = 0
     try:
         if parent_joins and mgr is not None:
@@ -278,11 +279,11 @@ def _exec(root: Root, cid: str, opts: ExecOptions) -> int:
         if exec_pid:
             from pyrunc.container import _kill_and_wait
             _kill_and_wait(exec_pid)
-        _reap(pid)
+        child.reap(kill=False)
         raise
     finally:
         parent_sock.close()
-    _reap(pid)
+    child.reap(kill=False)
     if opts.pid_file:
         _write_pid_file(opts.pid_file, exec_pid)
     if master >= 0 and opts.console_socket:
@@ -336,13 +337,6 @@ def _join_sub_cgroups(mgr: Any, subs: dict[str, str], pid: int) -> None:
     if unknown:
         raise PyruncError(f"--cgroup: controller {sorted(unknown)[0]!r} is not in use "
                           "by the container")
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def _wait_with_proxy(pid: int, master: int) -> int:

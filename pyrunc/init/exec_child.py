@@ -21,7 +21,7 @@ import sys
 
 from pyrunc import sync
 from pyrunc.init import cgjoin
-from pyrunc.init.plan import ExecPlan
+from pyrunc.init.plan import ExecPlan, receive
 from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False
@@ -35,8 +35,6 @@ NS_ORDER = [("user", "user", L.CLONE_NEWUSER), ("ipc", "ipc", L.CLONE_NEWIPC),
             ("uts", "uts", L.CLONE_NEWUTS), ("network", "net", L.CLONE_NEWNET),
             ("pid", "pid", L.CLONE_NEWPID), ("cgroup", "cgroup", L.CLONE_NEWCGROUP),
             ("time", "time", L.CLONE_NEWTIME), ("mount", "mnt", L.CLONE_NEWNS)]
-
-
 
 
 def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
@@ -53,7 +51,11 @@ def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
     os._exit(1)
 
 
-def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
+def joiner(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
+    """Forked as exec starts (pyrunc.early): imports what the final process
+    needs while the parent reads the state, then takes the plan (or EOF: the
+    parent gave up, and reports why). `caller_cpus`: the caller's CPUs, which
+    the parent narrowed to start us on another one."""
     # Before anything else, and before we are in the container's pid namespace.
     L.prctl(L.PR_SET_DUMPABLE, 0)
     L.prctl(L.PR_SET_PDEATHSIG, 9)
@@ -61,9 +63,13 @@ def run(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         # Everything the final child needs, imported while host files are reachable.
         import _socket
 
+        from pyrunc.init import lsm, main, process, sched  # noqa: F401
+        plan = receive(sock, ExecPlan)
+        if plan is None:
+            os._exit(0)
+        os.sched_setaffinity(0, caller_cpus)  # before joining a cpuset, which narrows it
         if plan.proc.get("terminal"):
             from pyrunc import terminal  # noqa: F401
-        from pyrunc.init import lsm, main, process, sched  # noqa: F401
         if plan.cfg.get("linux", {}).get("seccomp"):
             from pyrunc.linux import seccomp  # noqa: F401
         if plan.cgroup_tasks:  # before forking the final process, which inherits them

@@ -18,7 +18,7 @@ import sys
 
 from pyrunc import sync
 from pyrunc.init import cgjoin
-from pyrunc.init.plan import Plan
+from pyrunc.init.plan import Plan, receive
 from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -76,10 +76,10 @@ def _preload(cfg: dict[str, Any]) -> None:
         from pyrunc import hooks as _hooks  # noqa: F401
 
 
-def stage1(sock: _socket.socket, affinity: set[int]) -> NoReturn:
-    """Forked when create starts (pyrunc.stage1): imports what init needs
+def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
+    """Forked when create starts (pyrunc.early): imports what init needs
     while the parent reads the config and makes the cgroups, then takes the
-    plan (or EOF: the parent gave up, and reports why). `affinity`: the
+    plan (or EOF: the parent gave up, and reports why). `caller_cpus`: the
     caller's CPUs, which the parent narrowed to start us on another one."""
     # Not dumpable from here on: nothing in the container may ptrace us or
     # open /proc/<pid>/exe of the runtime (CVE-2019-5736).
@@ -87,11 +87,10 @@ def stage1(sock: _socket.socket, affinity: set[int]) -> NoReturn:
     L.prctl(L.PR_SET_PDEATHSIG, 9)
     try:
         _preload_common()
-        msg, fds = sync.recv(sock)
-        if msg.get("type") != "plan":
+        plan = receive(sock, Plan)
+        if plan is None:
             os._exit(0)
-        plan = Plan.from_wire(fds, msg["present"])
-        os.sched_setaffinity(0, affinity)  # before joining a cpuset, which narrows it
+        os.sched_setaffinity(0, caller_cpus)  # before joining a cpuset, which narrows it
         if plan.cgroup_tasks:  # before forking init, which inherits them
             cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
         _preload(plan.cfg)

@@ -1,7 +1,7 @@
-"""What the parent of `create` hands to the init stages. Apart from
-pyrunc.init.main so the parent can build it without importing the child's
-modules. Stage 1 is forked before the plan exists (it imports its modules
-while the parent reads the config and makes the cgroups), so the plan
+"""What the parents of `create` and `exec` hand to their children. Apart
+from pyrunc.init so the parent can build it without importing the child's
+modules. The child is forked before the plan exists (it imports its modules
+while the parent reads the config or the state; pyrunc.early), so the plan
 travels: its fds over the sync socket, the rest as JSON in a memfd (a
 config can be bigger than one socket packet)."""
 
@@ -10,17 +10,45 @@ from __future__ import annotations
 import _socket
 import os
 
-from pyrunc import fastjson
+from pyrunc import fastjson, sync
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
 
     from pyrunc.cgroups import Manager
+
+    P = TypeVar("P", "Plan", "ExecPlan")
 
 # Sent as JSON; the fds (fifo_fd, console, cgroup_v2_fd) go separately.
 _FIELDS = ("cid", "cfg", "rootfs", "fifo", "no_pivot", "no_new_keyring", "keep_fds",
            "extra_env", "sync_hooks", "cgroup_tasks", "rootless")
+_EXEC_FIELDS = ("pid", "cfg", "proc", "keep_fds", "src", "cgroup_tasks", "rootless")
+
+
+def _to_wire(obj: object, fields: tuple[str, ...], fds: list[int]) -> tuple[int, list[int]]:
+    """A memfd holding obj's fields as JSON, and the fds to send with it
+    (memfd first; -1 stands for an fd the plan does not have)."""
+    doc = {name: getattr(obj, name) for name in fields}
+    memfd = os.memfd_create("pyrunc-plan", os.MFD_CLOEXEC)
+    data = fastjson.dumps(doc, compact=True).encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(memfd, view):]
+    return memfd, fds
+
+
+def _from_wire(fds: list[int], present: list[bool]) -> tuple[dict[str, Any], list[int]]:
+    """fds as received (the memfd, then those `present` marks as sent): the
+    JSON fields, and every fd of the plan in order (-1: not sent)."""
+    memfd, rest = fds[0], iter(fds[1:])
+    chunks = []
+    offset = 0
+    while chunk := os.pread(memfd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    os.close(memfd)
+    return fastjson.loads(b"".join(chunks).decode()), [next(rest) if p else -1 for p in present]
 
 
 class _CgroupJoin:
@@ -74,30 +102,13 @@ class Plan(_CgroupJoin):
         self._no_join()
 
     def to_wire(self) -> tuple[int, list[int]]:
-        """A memfd holding the JSON fields, and the fds to send with it
-        (memfd first; -1 stands for an fd the plan does not have)."""
-        doc = {name: getattr(self, name) for name in _FIELDS}
-        memfd = os.memfd_create("pyrunc-plan", os.MFD_CLOEXEC)
-        data = fastjson.dumps(doc, compact=True).encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(memfd, view):]
         console = self.console.fileno() if self.console is not None else -1
-        return memfd, [self.fifo_fd, console, self.cgroup_v2_fd]
+        return _to_wire(self, _FIELDS, [self.fifo_fd, console, self.cgroup_v2_fd])
 
     @classmethod
     def from_wire(cls, fds: list[int], present: list[bool]) -> Plan:
-        """fds as received: the memfd, then those of fifo_fd, console,
-        cgroup_v2_fd that `present` marks as sent."""
-        memfd, rest = fds[0], iter(fds[1:])
-        chunks = []
-        offset = 0
-        while chunk := os.pread(memfd, 1 << 16, offset):
-            chunks.append(chunk)
-            offset += len(chunk)
-        os.close(memfd)
-        doc = fastjson.loads(b"".join(chunks).decode())
-        fifo_fd, console, v2 = (next(rest) if p else -1 for p in present)
+        """What to_wire sent: fds as received, `present` as sent."""
+        doc, (fifo_fd, console, v2) = _from_wire(fds, present)
         plan = cls(doc["cid"], doc["cfg"], doc["rootfs"], doc["fifo"],
                    console=_socket.socket(fileno=console) if console >= 0 else None)
         for name in _FIELDS:
@@ -108,8 +119,7 @@ class Plan(_CgroupJoin):
 
 
 class ExecPlan(_CgroupJoin):
-    """What `exec`'s parent hands to its forked child (pyrunc.init.exec_child;
-    shared by fork, not sent)."""
+    """What `exec`'s parent hands to its forked child (pyrunc.init.exec_child)."""
 
     def __init__(self, pid: int, cfg: dict[str, Any], proc: dict[str, Any],
                  keep_fds: int = 0, src: str = "config.json: process.") -> None:
@@ -119,3 +129,24 @@ class ExecPlan(_CgroupJoin):
         self.keep_fds = keep_fds
         self.src = src  # how errors name proc's fields ("process.json: ")
         self._no_join()
+
+    def to_wire(self) -> tuple[int, list[int]]:
+        return _to_wire(self, _EXEC_FIELDS, [self.cgroup_v2_fd])
+
+    @classmethod
+    def from_wire(cls, fds: list[int], present: list[bool]) -> ExecPlan:
+        doc, (v2,) = _from_wire(fds, present)
+        plan = cls(doc["pid"], doc["cfg"], doc["proc"])
+        for name in _EXEC_FIELDS:
+            setattr(plan, name, doc[name])
+        plan.cgroup_v2_fd = v2
+        return plan
+
+
+def receive(sock: _socket.socket, cls: type[P]) -> P | None:
+    """Child side: the plan pyrunc.early.EarlyChild.send_plan sent, or None
+    (EOF: the parent gave up, and reports why)."""
+    msg, fds = sync.recv(sock)
+    if msg.get("type") != "plan":
+        return None
+    return cls.from_wire(fds, msg["present"])

@@ -116,7 +116,7 @@ def test_exec_cpu_affinity_is_for_exec_not_init(rt: Runtime) -> None:
 @pytest.mark.parametrize("which", ["all", "lowest", "highest"])
 def test_init_keeps_the_callers_cpu_affinity(rt: Runtime, which: str) -> None:
     """pyrunc starts its stage 1 off the caller's CPU for a head start
-    (pyrunc.stage1); the container must still get the caller's affinity."""
+    (pyrunc.early); the container must still get the caller's affinity."""
     mine = os.sched_getaffinity(0)
     mask = {"all": mine, "lowest": {min(mine)}, "highest": {max(mine)}}[which]
     b = rt.bundle(**{"process.args": ["grep", "Cpus_allowed_list", "/proc/self/status"]})
@@ -128,6 +128,27 @@ def test_init_keeps_the_callers_cpu_affinity(rt: Runtime, which: str) -> None:
     assert p.returncode == 0, p.stderr
     got = p.stdout.split()[1]
     assert _cpu_set(got) == mask
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cpus to tell apart")
+@pytest.mark.parametrize("which", ["all", "lowest"])
+def test_exec_keeps_the_callers_cpu_affinity(rt: Runtime, which: str) -> None:
+    """As for init: exec's joiner starts off the caller's CPU (pyrunc.early)."""
+    mine = os.sched_getaffinity(0)
+    mask = {"all": mine, "lowest": {min(mine)}}[which]
+    b = rt.bundle(**{"process.args": ["sleep", "600"]})
+    cid = rt.new_id()
+    rt("run", "-d", "-b", str(b), cid, check=True)
+    try:
+        os.sched_setaffinity(0, mask)  # inherited by the runtime we start
+        try:
+            p = rt("exec", cid, "grep", "Cpus_allowed_list", "/proc/self/status")
+        finally:
+            os.sched_setaffinity(0, mine)
+        assert p.returncode == 0, p.stderr
+        assert _cpu_set(p.stdout.split()[1]) == mask
+    finally:
+        rt("delete", "-f", cid)
 
 
 def _cpu_set(cpu_list: str) -> set[int]:

@@ -1,6 +1,7 @@
-"""Create's stage 1, parent side: forked as the create/run command starts, so
-it imports init's modules (pyrunc.init.main) while the parent reads the
-config and makes the cgroups; then it takes the plan over `sock`."""
+"""The child of create (its stage 1) or exec (the joiner), parent side:
+forked as the command starts, so it imports its modules (pyrunc.init.main,
+pyrunc.init.exec_child) while the parent reads the config or the state
+and makes the cgroups; then it takes the plan over `sock`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
     import _socket
 
+    from pyrunc.init.plan import ExecPlan, Plan
 
-class Stage1:
-    """The forked child and our end of its socket; reaped exactly once."""
 
-    def __init__(self) -> None:
+class EarlyChild:
+    """The forked child and our end of its socket; reaped exactly once.
+    kind: "create" or "exec"."""
+
+    def __init__(self, kind: str) -> None:
         self.sock: _socket.socket
         self.sock, csock = sync.pair()
         mask = os.sched_getaffinity(0)
@@ -24,13 +28,24 @@ class Stage1:
         if self.pid == 0:
             try:
                 self.sock.close()
-                from pyrunc.init.main import stage1
-
-                stage1(csock, mask)
+                if kind == "create":
+                    from pyrunc.init.main import stage1 as child
+                else:
+                    from pyrunc.init.exec_child import joiner as child
+                child(csock, mask)
             finally:
                 os._exit(1)  # never unwind into the parent's stack
         csock.close()
         _start_elsewhere(self.pid, mask)
+
+    def send_plan(self, plan: Plan | ExecPlan) -> None:
+        """The plan the child waits for; its own fds stay the caller's to close."""
+        memfd, fds = plan.to_wire()
+        try:
+            sync.send(self.sock, {"type": "plan", "present": [fd >= 0 for fd in fds]},
+                      [memfd] + [fd for fd in fds if fd >= 0])
+        finally:
+            os.close(memfd)
 
     def reap(self, kill: bool) -> None:
         if self.pid:
@@ -51,8 +66,8 @@ def _start_elsewhere(pid: int, mask: set[int]) -> None:
     """Linux starts a forked child on its parent's CPU. We stay busy there,
     so the child would wait for the load balancer to move it to an idle CPU
     (~3 ms measured, most of stage 1's head start). Allowing it every CPU
-    but ours moves it at once; stage 1 restores `mask`, the caller's, when
-    the plan arrives (which is sent after this call). Not when every CPU is
+    but ours moves it at once; the child restores `mask`, the caller's, when
+    the plan arrives (send_plan, after this call). Not when every CPU is
     busy already (many creates at once): there it only narrows the choice."""
     if len(mask) < 2:
         return
