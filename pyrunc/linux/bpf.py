@@ -1,4 +1,4 @@
-"""bpf(2) through ctypes: just what a cgroup v2 device filter needs.
+"""bpf(2) through pyrunc.linux.cdata: just what a cgroup v2 device filter needs.
 
 Load a BPF_PROG_TYPE_CGROUP_DEVICE program, attach it to a cgroup directory
 (BPF_F_ALLOW_MULTI, as runc does), list the programs attached there and
@@ -9,10 +9,9 @@ last line. Imported only when device rules are applied on cgroup v2.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 
-from pyrunc.linux import libc
+from pyrunc.linux import cdata, libc
 
 # bpf commands (linux/bpf.h enum bpf_cmd)
 BPF_PROG_LOAD = 5
@@ -28,41 +27,41 @@ BPF_F_ALLOW_MULTI = 1 << 1
 _LOG_SIZE = 1 << 16
 
 
-class _ProgLoadAttr(ctypes.Structure):
+class _ProgLoadAttr(cdata.Structure):
     # union bpf_attr, BPF_PROG_LOAD part, up to prog_name (kernel >= 4.15)
-    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
-                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
-                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
-                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
-                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16)]
+    _fields_ = [("prog_type", cdata.c_uint32), ("insn_cnt", cdata.c_uint32),
+                ("insns", cdata.c_uint64), ("license", cdata.c_uint64),
+                ("log_level", cdata.c_uint32), ("log_size", cdata.c_uint32),
+                ("log_buf", cdata.c_uint64), ("kern_version", cdata.c_uint32),
+                ("prog_flags", cdata.c_uint32), ("prog_name", cdata.c_char * 16)]
 
 
-class _AttachAttr(ctypes.Structure):
+class _AttachAttr(cdata.Structure):
     # BPF_PROG_ATTACH / BPF_PROG_DETACH
-    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
-                ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
-                ("replace_bpf_fd", ctypes.c_uint32)]
+    _fields_ = [("target_fd", cdata.c_uint32), ("attach_bpf_fd", cdata.c_uint32),
+                ("attach_type", cdata.c_uint32), ("attach_flags", cdata.c_uint32),
+                ("replace_bpf_fd", cdata.c_uint32)]
 
 
-class _QueryAttr(ctypes.Structure):
+class _QueryAttr(cdata.Structure):
     # BPF_PROG_QUERY (the fields of kernel 4.15; later ones stay zero)
-    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32),
-                ("query_flags", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
-                ("prog_ids", ctypes.c_uint64), ("prog_cnt", ctypes.c_uint32)]
+    _fields_ = [("target_fd", cdata.c_uint32), ("attach_type", cdata.c_uint32),
+                ("query_flags", cdata.c_uint32), ("attach_flags", cdata.c_uint32),
+                ("prog_ids", cdata.c_uint64), ("prog_cnt", cdata.c_uint32)]
 
 
-class _GetFdAttr(ctypes.Structure):
+class _GetFdAttr(cdata.Structure):
     # BPF_PROG_GET_FD_BY_ID
-    _fields_ = [("prog_id", ctypes.c_uint32), ("next_id", ctypes.c_uint32),
-                ("open_flags", ctypes.c_uint32)]
+    _fields_ = [("prog_id", cdata.c_uint32), ("next_id", cdata.c_uint32),
+                ("open_flags", cdata.c_uint32)]
 
 
-def _bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
+def _bpf(cmd: int, attr: cdata.Structure, what: str) -> int:
     try:
         nr = libc.syscall_nr("bpf")
     except KeyError:
         raise OSError(errno.ENOSYS, f"{what}: bpf(2) is not wired up for {libc._ARCH}") from None
-    return libc._check(libc._libc().syscall(nr, cmd, ctypes.byref(attr), ctypes.sizeof(attr)),
+    return libc._check(libc._libc().syscall(nr, cmd, cdata.byref(attr), cdata.sizeof(attr)),
                        what)
 
 
@@ -72,10 +71,10 @@ def prog_load(prog_type: int, insns: bytes, license: str = "Apache",
     with the verifier's last line (it is asked for only then, as a retry)."""
     if len(insns) % 8:
         raise ValueError("eBPF instructions are 8 bytes each")
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
+    code = cdata.create_string_buffer(insns, len(insns))
+    lic = cdata.create_string_buffer(license.encode())
     attr = _ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8,
-                         insns=ctypes.addressof(code), license=ctypes.addressof(lic),
+                         insns=cdata.addressof(code), license=cdata.addressof(lic),
                          prog_name=name.encode()[:15])
     try:
         return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
@@ -86,8 +85,8 @@ def prog_load(prog_type: int, insns: bytes, license: str = "Apache",
             raise
         first = e
     # The verifier explains EINVAL, EACCES and E2BIG in its log: load again to read it.
-    log = ctypes.create_string_buffer(_LOG_SIZE)
-    attr.log_level, attr.log_size, attr.log_buf = 1, _LOG_SIZE, ctypes.addressof(log)
+    log = cdata.create_string_buffer(_LOG_SIZE)
+    attr.log_level, attr.log_size, attr.log_buf = 1, _LOG_SIZE, cdata.addressof(log)
     try:
         return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
     except OSError:
@@ -130,9 +129,9 @@ def prog_query(target_fd: int, attach_type: int) -> list[int]:
     """Ids of the programs attached directly to target_fd (not inherited ones)."""
     cnt = 64  # the kernel's per-cgroup limit; grow if it ever says ENOSPC
     for _ in range(10):
-        ids = (ctypes.c_uint32 * cnt)()
+        ids = (cdata.c_uint32 * cnt)()
         attr = _QueryAttr(target_fd=target_fd, attach_type=attach_type,
-                          prog_ids=ctypes.addressof(ids), prog_cnt=cnt)
+                          prog_ids=cdata.addressof(ids), prog_cnt=cnt)
         try:
             _bpf(BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
         except OSError as e:

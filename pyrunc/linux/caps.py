@@ -5,13 +5,11 @@ map to numbers here and the five sets are applied by number."""
 
 from __future__ import annotations
 
-import ctypes
-
 # python-prctl, the project's pick for prctl and capabilities: its C core
 # (_prctl) directly, as its Python wrapper costs ~1.5 ms to import.
 import _prctl
 
-from pyrunc.linux import libc
+from pyrunc.linux import cdata, libc
 
 CAP_NAMES = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -56,13 +54,13 @@ def set_keepcaps(on: bool) -> None:
     _prctl.prctl(_prctl.PR_SET_KEEPCAPS, int(on))
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _Header(cdata.Structure):
+    _fields_ = [("version", cdata.c_uint32), ("pid", cdata.c_int)]
 
 
-class _Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _Data(cdata.Structure):
+    _fields_ = [("effective", cdata.c_uint32), ("permitted", cdata.c_uint32),
+                ("inheritable", cdata.c_uint32)]
 
 
 _VERSION_3 = 0x20080522
@@ -77,7 +75,7 @@ def capset(effective: set[int], permitted: set[int], inheritable: set[int]) -> N
         data[i].effective = word(effective)
         data[i].permitted = word(permitted)
         data[i].inheritable = word(inheritable)
-    libc.syscall("capset", ctypes.byref(hdr), ctypes.byref(data))
+    libc.syscall("capset", cdata.byref(hdr), cdata.byref(data))
 
 
 def set_ambient(caps: set[int]) -> None:

@@ -15,24 +15,23 @@ the GIL across the call (PyDLL), as os.fork does.
 from __future__ import annotations
 
 import _signal  # not `signal`: its enums cost ~3 ms
-import ctypes
 import os
 
-from pyrunc.linux import libc
+from pyrunc.linux import cdata, libc
 
 CLONE_INTO_CGROUP = 0x200000000
 
 
-class _CloneArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
+class _CloneArgs(cdata.Structure):
+    _fields_ = [(name, cdata.c_uint64) for name in (
         "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack",
         "stack_size", "tls", "set_tid", "set_tid_size", "cgroup")]
 
 
-_api = ctypes.pythonapi
-_syscall = ctypes.PyDLL(None, use_errno=True).syscall
-_syscall.restype = ctypes.c_long
-_syscall.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_size_t]
+_api = cdata.CDLL(hold_gil=True)  # as cdata.PyDLL: the GIL held across calls
+_syscall = _api.syscall
+_syscall.restype = cdata.c_long
+_syscall.argtypes = [cdata.c_long, cdata.c_void_p, cdata.c_size_t]
 
 
 def fork_into_cgroup(cgroup_fd: int) -> int:
@@ -40,11 +39,11 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     OSError (ENOSYS on old kernels, EACCES...) leaves no child behind."""
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_signal.SIGCHLD, cgroup=cgroup_fd)
     _api.PyOS_BeforeFork()
-    pid = _syscall(libc.syscall_nr("clone3"), ctypes.byref(args), ctypes.sizeof(args))
+    pid = _syscall(libc.syscall_nr("clone3"), cdata.byref(args), cdata.sizeof(args))
     if pid == 0:
         _api.PyOS_AfterFork_Child()
         return 0
-    err = ctypes.get_errno()
+    err = cdata.get_errno()
     _api.PyOS_AfterFork_Parent()
     if pid < 0:
         raise OSError(err, f"clone3: {os.strerror(err)}")

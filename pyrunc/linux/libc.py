@@ -1,4 +1,5 @@
-"""The syscall layer: thin, typed, errno-checked ctypes wrappers over libc.
+"""The syscall layer: thin, typed, errno-checked wrappers over libc (through
+pyrunc.linux.cdata, the part of ctypes we use).
 
 CPython 3.11 has no os.unshare/os.setns and no mount API, so the few calls a
 runtime needs live here and nowhere else. Every failure raises OSError with
@@ -7,8 +8,9 @@ the syscall name and the path it concerned, so messages stay readable.
 
 from __future__ import annotations
 
-import ctypes
 import os
+
+from pyrunc.linux import cdata
 
 # namespace clone flags (linux/sched.h)
 CLONE_NEWTIME = 0x00000080
@@ -64,12 +66,12 @@ _SYSCALLS = {
 }
 
 
-_LIBC: list[ctypes.CDLL] = []
+_LIBC: list[cdata.CDLL] = []
 
 
-def _libc() -> ctypes.CDLL:
+def _libc() -> cdata.CDLL:
     if not _LIBC:  # (functools.cache would import collections & co: ~3 ms)
-        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+        _LIBC.append(cdata.CDLL())
     return _LIBC[0]
 
 
@@ -83,7 +85,7 @@ def syscall_nr(name: str) -> int:
 
 def _check(ret: int, what: str, path: str | None = None) -> int:
     if ret < 0:
-        err = ctypes.get_errno()
+        err = cdata.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}", path)
     return ret
 
@@ -109,7 +111,7 @@ def setns(fd: int, nstype: int = 0, path: str | None = None) -> None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
-    ret = _libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    ret = _libc().mount(_b(source), _b(target), _b(fstype), cdata.c_ulong(flags), _b(data))
     _check(ret, f"mount {source or 'none'} on {target}" + (f" ({fstype})" if fstype else ""),
            None)
 
@@ -136,8 +138,8 @@ def sethostname(name: str) -> None:
 
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
     libc = _libc()
-    return _check(libc.prctl(option, ctypes.c_ulong(a2), ctypes.c_ulong(a3),
-                             ctypes.c_ulong(a4), ctypes.c_ulong(a5)), "prctl")
+    return _check(libc.prctl(option, cdata.c_ulong(a2), cdata.c_ulong(a3),
+                             cdata.c_ulong(a4), cdata.c_ulong(a5)), "prctl")
 
 
 PR_SET_PDEATHSIG = 1
@@ -158,7 +160,7 @@ def join_session_keyring(name: str) -> None:
     """A fresh session keyring, so the container cannot read the host's keys."""
     libc = _libc()
     ret = libc.syscall(syscall_nr("keyctl"), KEYCTL_JOIN_SESSION_KEYRING, _b(name))
-    if ret < 0 and ctypes.get_errno() not in (38, 1, 13):  # ENOSYS, EPERM, EACCES: as runc
+    if ret < 0 and cdata.get_errno() not in (38, 1, 13):  # ENOSYS, EPERM, EACCES: as runc
         _check(ret, "keyctl(JOIN_SESSION_KEYRING)")
 
 
@@ -174,27 +176,27 @@ def ioprio_set(ioclass: int, level: int) -> None:
 
 
 def personality(persona: int) -> int:
-    return _check(_libc().personality(ctypes.c_ulong(persona)), "personality")
+    return _check(_libc().personality(cdata.c_ulong(persona)), "personality")
 
 
-class SchedAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
-                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
-                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
-                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64)]
+class SchedAttr(cdata.Structure):
+    _fields_ = [("size", cdata.c_uint32), ("sched_policy", cdata.c_uint32),
+                ("sched_flags", cdata.c_uint64), ("sched_nice", cdata.c_int32),
+                ("sched_priority", cdata.c_uint32), ("sched_runtime", cdata.c_uint64),
+                ("sched_deadline", cdata.c_uint64), ("sched_period", cdata.c_uint64)]
 
 
 def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
                   runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
-    attr = SchedAttr(ctypes.sizeof(SchedAttr), policy, flags, nice, priority, runtime,
+    attr = SchedAttr(cdata.sizeof(SchedAttr), policy, flags, nice, priority, runtime,
                      deadline, period)
-    syscall("sched_setattr", 0, ctypes.byref(attr), 0)
+    syscall("sched_setattr", 0, cdata.byref(attr), 0)
 
 
 def set_mempolicy(mode: int, nodes: set[int]) -> None:
     maxnode = max(nodes) + 2 if nodes else 0
     words = (maxnode + 63) // 64 or 1
-    mask = (ctypes.c_ulong * words)()
+    mask = (cdata.c_ulong * words)()
     for n in nodes:
         mask[n // 64] |= 1 << (n % 64)
-    syscall("set_mempolicy", mode, ctypes.byref(mask) if nodes else None, maxnode)
+    syscall("set_mempolicy", mode, cdata.byref(mask) if nodes else None, maxnode)

@@ -4,20 +4,19 @@ statx's mount id to check where a mount landed."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 
-from pyrunc.linux import libc
+from pyrunc.linux import cdata, libc
 
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 AT_SYMLINK_NOFOLLOW = 0x100
 
 
-class MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class MountAttr(cdata.Structure):
+    _fields_ = [("attr_set", cdata.c_uint64), ("attr_clr", cdata.c_uint64),
+                ("propagation", cdata.c_uint64), ("userns_fd", cdata.c_uint64)]
 
 
 OPEN_TREE_CLONE = 1
@@ -42,7 +41,7 @@ def open_tree(path: str, recursive: bool, dirfd: int = AT_FDCWD) -> int:
 def idmap(tree_fd: int, userns_fd: int, recursive: bool) -> None:
     attr = MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    libc.syscall("mount_setattr", tree_fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    libc.syscall("mount_setattr", tree_fd, b"", flags, cdata.byref(attr), cdata.sizeof(attr))
 
 
 def move_mount(tree_fd: int, dest_fd: int) -> None:
@@ -67,7 +66,7 @@ def setattr_fd(fd: int, attr_set: int, attr_clr: int = 0, recursive: bool = Fals
     attr = MountAttr(attr_set, attr_clr, 0, 0)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     try:
-        libc.syscall("mount_setattr", fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+        libc.syscall("mount_setattr", fd, b"", flags, cdata.byref(attr), cdata.sizeof(attr))
     except OSError as e:
         raise OSError(e.errno, f"mount_setattr: {e.strerror}") from None
 
@@ -99,7 +98,7 @@ _STATX_MNT_ID = slice(144, 152)
 
 def mount_id(fd: int) -> tuple[int, bool]:
     """(id of the mount fd is on, whether fd is that mount's root), by statx."""
-    buf = ctypes.create_string_buffer(256)
+    buf = cdata.create_string_buffer(256)
     libc.syscall("statx", fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, buf)
     raw = buf.raw
     attrs = int.from_bytes(raw[_STATX_ATTRIBUTES], sys.byteorder)

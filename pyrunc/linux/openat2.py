@@ -9,12 +9,11 @@ beneath the one before)."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
 
-from pyrunc.linux import libc
+from pyrunc.linux import cdata, libc
 
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -27,9 +26,9 @@ _MAX_LINKS = 40  # the kernel's own limit
 _RETRIES = 32  # EAGAIN: a rename or mount raced a ".." step; the kernel asks to retry
 
 
-class OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
+class OpenHow(cdata.Structure):
+    _fields_ = [("flags", cdata.c_uint64), ("mode", cdata.c_uint64),
+                ("resolve", cdata.c_uint64)]
 
 
 _STATE = {"have": True}  # False once the kernel said ENOSYS
@@ -42,10 +41,10 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     nr = libc.syscall_nr("openat2")
     bpath = os.fsencode(path)
     for _ in range(_RETRIES):
-        fd = lib.syscall(nr, dirfd, bpath, ctypes.byref(how), ctypes.sizeof(how))
+        fd = lib.syscall(nr, dirfd, bpath, cdata.byref(how), cdata.sizeof(how))
         if fd >= 0:
             return int(fd)
-        err = ctypes.get_errno()
+        err = cdata.get_errno()
         if err != errno.EAGAIN:
             break
     raise OSError(err, os.strerror(err), path)

@@ -39,12 +39,12 @@ syscall tables for other host arches (aarch64 hosts get a ConfigError).
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 import struct
 
 from pyrunc.errors import ConfigError, PyruncError
+from pyrunc.linux import cdata
 from pyrunc.linux import syscalls_x86_64 as _tables
 
 TYPE_CHECKING = False  # typing and dataclasses cost ~15 ms to import: plain classes here
@@ -454,21 +454,21 @@ def compile_filter(cfg: dict[str, Any], arch: str | None = None) -> bytes:
 
 # --------------------------------------------------------------------------- install
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(cdata.Structure):
+    _fields_ = [("len", cdata.c_ushort), ("filter", cdata.c_void_p)]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+_libc = cdata.CDLL()
+_libc.syscall.restype = cdata.c_long
 
 
 def _seccomp(flags: int, program: bytes) -> int:
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    rc = _libc.syscall(ctypes.c_long(SYS_SECCOMP_X86_64), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
-                       ctypes.c_ulong(flags), ctypes.byref(prog))
+    buf = cdata.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, cdata.addressof(buf))
+    rc = _libc.syscall(cdata.c_long(SYS_SECCOMP_X86_64), cdata.c_ulong(SECCOMP_SET_MODE_FILTER),
+                       cdata.c_ulong(flags), cdata.byref(prog))
     if rc < 0:
-        err = ctypes.get_errno()
+        err = cdata.get_errno()
         raise OSError(err, f"seccomp(SECCOMP_SET_MODE_FILTER, flags={flags:#x}): "
                            f"{os.strerror(err)}")
     return int(rc)

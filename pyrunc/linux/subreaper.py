@@ -1,5 +1,5 @@
 """prctl(PR_SET_CHILD_SUBREAPER) through python-prctl: the parents of `run`
-and `exec` need only this call, and ctypes (pyrunc.linux.libc) costs ~1.5 ms
+and `exec` need only this call, and the syscall layer (pyrunc.linux.libc) costs ~1 ms
 to import on their hot path."""
 
 import _prctl
