@@ -209,6 +209,8 @@ class Manager:
     def destroy(self) -> None:
         """Kill what is left (thawed first: a frozen task cannot die), then
         remove the directories created here, deepest first."""
+        if set(self.dirs.values()) <= set(self.created) and self._remove_if_empty():
+            return  # every directory was ours, and empty: nothing to kill
         for _ in range(50):
             if not self.pids():
                 break
@@ -229,6 +231,20 @@ class Manager:
         self.created = [d for d in self.created if os.path.isdir(d)]
         if self.created:
             raise PyruncError(f"cgroup: could not remove {', '.join(self.created)}")
+
+    def _remove_if_empty(self) -> bool:
+        """rmdir each created directory, deepest first, until one is busy
+        (False). A stopped container's are empty, so delete needs no walk
+        of the hierarchies for pids."""
+        for d in sorted(self.created, key=len, reverse=True):
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return False
+        self.created = []
+        return True
 
     def to_state(self) -> dict[str, Any]:
         return {"dirs": dict(self.dirs), "created": list(self.created),

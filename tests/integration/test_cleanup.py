@@ -98,3 +98,43 @@ def test_lifecycle_side_by_side_with_runc(rt: Runtime, tmp_path: Path) -> None:
         results[name] = steps
     runc.cleanup()
     assert results["pyrunc"] == results["runc"]
+
+
+def test_delete_kills_what_outlived_init(rt: Runtime) -> None:
+    """Without its own pid namespace a container's processes can outlive its
+    init. `delete` of the stopped container kills them and removes its
+    cgroups (the leak check after the test would see either left over)."""
+    b = rt.bundle(**{"process.args": ["sh", "-c", "sleep 600 & exit 0"]})
+    cfg = rt.config(b)
+    cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
+                                  if ns["type"] != "pid"]
+    rt.write_config(b, cfg)
+    cid = rt.new_id()
+    rt("run", "-d", "-b", str(b), cid, check=True)
+    deadline = time.monotonic() + 10
+    while rt.state(cid)["status"] != "stopped":
+        assert time.monotonic() < deadline, "init never exited"
+        time.sleep(0.02)
+    left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _in_cgroup_of(int(p), cid)]
+    assert left, "the background sleep should still be in the container's cgroup"
+    p = rt("delete", cid)
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in left):
+        assert time.monotonic() < deadline, f"{left} still alive after delete"
+        time.sleep(0.02)
+
+
+def _in_cgroup_of(pid: int, cid: str) -> bool:
+    try:
+        return f"/{cid}\n" in Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
