@@ -7,8 +7,10 @@ caller's stack (they leave with os._exit):
       parent writes the id maps), then forks stage 2 (into its cgroup v2
       directory: pyrunc.linux.clone) and exits; unshare of a pid namespace
       applies to children, which makes stage 2 PID 1.
-  stage 2 (init): builds the rootfs, tells the parent it is ready, waits on
-      exec.fifo for `start`, drops privileges and execs the user's process.
+  stage 2 (init): builds the rootfs, sets the process up and drops its
+      privileges (seccomp, user, caps), tells the parent it is ready, waits
+      on exec.fifo for `start`, runs startContainer hooks and execs the
+      user's process.
 """
 
 from __future__ import annotations
@@ -228,19 +230,25 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             os.umask(user["umask"])
         else:
             os.umask(0o022)
+        # As runc: what needs privilege, then the privileges themselves, all
+        # before `ready`. A failure here fails create, and start waits only
+        # for the fifo, the startContainer hooks and execve.
+        if "scheduler" in proc:
+            sched.apply_scheduler(proc["scheduler"])
+        if "ioPriority" in proc:
+            sched.apply_io_priority(proc["ioPriority"])
+        if "personality" in linux:
+            sched.apply_personality(linux["personality"])
+        if "memoryPolicy" in linux:
+            sched.apply_memory_policy(linux["memoryPolicy"])
+        lsm.apply_on_exec(proc)
         seccomp_cfg = linux.get("seccomp")
+        if seccomp_cfg and not proc.get("noNewPrivileges"):
+            _install_seccomp(sock, seccomp_cfg)  # needs CAP_SYS_ADMIN, which the next step drops
+            seccomp_cfg = None
+        process.apply_user_and_caps(proc, sets)
         if seccomp_cfg:
-            from pyrunc.linux import seccomp
-            if seccomp.uses_notify(seccomp_cfg):
-                # The agent must get the listener while the parent is still here,
-                # so this filter goes in now (runc does the same).
-                if proc.get("noNewPrivileges"):
-                    L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-                listener = seccomp.install(seccomp_cfg)
-                sync.send(sock, {"type": "seccomp"}, [listener] if listener else None)
-                if listener is not None:
-                    os.close(listener)
-                seccomp_cfg = None
+            _install_seccomp(sock, seccomp_cfg)  # under no_new_privs: after the caps
         sync.send(sock, {"type": "ready"})
         msg, _ = sync.recv(sock)  # the parent closes its end once state.json is written
         sock.close()
@@ -261,21 +269,6 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
     try:
         if hooks.get("startContainer"):
             H.run_all(hooks["startContainer"], state, "startContainer")
-        if "scheduler" in proc:
-            sched.apply_scheduler(proc["scheduler"])
-        if "ioPriority" in proc:
-            sched.apply_io_priority(proc["ioPriority"])
-        if "personality" in linux:
-            sched.apply_personality(linux["personality"])
-        if "memoryPolicy" in linux:
-            sched.apply_memory_policy(linux["memoryPolicy"])
-        lsm.apply_on_exec(proc)
-        if seccomp_cfg and not proc.get("noNewPrivileges"):
-            seccomp.install(seccomp_cfg)  # needs CAP_SYS_ADMIN, which the next step drops
-            seccomp_cfg = None
-        process.apply_user_and_caps(proc, sets)
-        if seccomp_cfg:
-            seccomp.install(seccomp_cfg)  # under no_new_privs: as late as possible
         process.close_fds(2 + plan.keep_fds, also_keep=fd)
         os.execve(exe, args, env)
     except BaseException as e:  # noqa: BLE001
@@ -285,6 +278,18 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             pass
         os._exit(127 if isinstance(e, OSError) else 1)
     os._exit(1)
+
+
+def _install_seccomp(sock: _socket.socket, cfg: dict[str, Any]) -> None:
+    """Load the filter. A notify listener goes to the parent, which hands it
+    to the agent (listenerPath) while create still runs, as runc does."""
+    from pyrunc.linux import seccomp
+
+    listener = seccomp.install(cfg)
+    if seccomp.uses_notify(cfg):
+        sync.send(sock, {"type": "seccomp"}, [listener] if listener is not None else None)
+    if listener is not None:
+        os.close(listener)
 
 
 def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:

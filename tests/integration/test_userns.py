@@ -87,3 +87,17 @@ def test_join_user_namespace_by_path(rt: Runtime) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_unmapped_process_user_fails_create_not_start(rt: Runtime) -> None:
+    """The process's user is set before `create` returns (as runc does): a
+    uid the user namespace does not map fails create, with nothing left."""
+    b = userns_bundle(rt, "true")
+    cfg = rt.config(b)
+    cfg["process"]["user"] = {"uid": 70000, "gid": 0}  # maps cover 0-65535
+    rt.write_config(b, cfg)
+    cid = rt.new_id()
+    p = rt("create", "-b", str(b), cid)
+    assert p.returncode == 1
+    assert "Invalid argument" in p.stderr, p.stderr
+    assert rt("state", cid).returncode != 0  # rolled back: no container
