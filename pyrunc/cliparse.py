@@ -129,7 +129,7 @@ class Parser:
             positional = positional[:n]
         if len(positional) < cmd.min_args or (cmd.max_args is not None
                                               and len(positional) > cmd.max_args):
-            if cmd.min_args == cmd.max_args:
+            if cmd.min_args == cmd.max_args and not cmd.rest:  # rest takes any extra
                 need = f"exactly {cmd.min_args}"
             elif len(positional) < cmd.min_args:
                 need = f"a minimum of {cmd.min_args}"

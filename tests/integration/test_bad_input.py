@@ -101,6 +101,7 @@ def test_bad_config(rt: Runtime, name: str, make: Any, message: str) -> None:
     (["--bogus", "list"], "flag provided but not defined: --bogus", 1),
     (["kill"], '"kill" requires a minimum of 1 argument(s)', 1),
     (["state", "a", "b"], '"state" requires exactly 1 argument(s)', 1),
+    (["exec"], '"exec" requires a minimum of 1 argument(s)', 1),  # as runc words it
     (["--root"], "flag needs an argument: --root", 1),
     (["nosuchcommand"], "No help topic for 'nosuchcommand'", 3),
     (["create", "-b", "/nonexistent/bundle", "x"], "/nonexistent/bundle", 1),
