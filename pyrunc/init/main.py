@@ -7,10 +7,10 @@ caller's stack (they leave with os._exit):
       parent writes the id maps), then forks stage 2 (into its cgroup v2
       directory: pyrunc.linux.clone) and exits; unshare of a pid namespace
       applies to children, which makes stage 2 PID 1.
-  stage 2 (init): builds the rootfs, sets the process up and drops its
-      privileges (seccomp, user, caps), tells the parent it is ready, waits
-      on exec.fifo for `start`, runs startContainer hooks and execs the
-      user's process.
+  stage 2 (init): builds the rootfs, sets the process up, tells the parent
+      it is ready, drops its privileges (seccomp, user, caps), waits on
+      exec.fifo for `start`, runs startContainer hooks and execs the user's
+      process.
 """
 
 from __future__ import annotations
@@ -230,9 +230,7 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             os.umask(user["umask"])
         else:
             os.umask(0o022)
-        # As runc: what needs privilege, then the privileges themselves, all
-        # before `ready`. A failure here fails create, and start waits only
-        # for the fifo, the startContainer hooks and execve.
+        # What needs privilege goes before `ready`: a failure fails create.
         if "scheduler" in proc:
             sched.apply_scheduler(proc["scheduler"])
         if "ioPriority" in proc:
@@ -243,12 +241,18 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             sched.apply_memory_policy(linux["memoryPolicy"])
         lsm.apply_on_exec(proc)
         seccomp_cfg = linux.get("seccomp")
-        if seccomp_cfg and not proc.get("noNewPrivileges"):
-            _install_seccomp(sock, seccomp_cfg)  # needs CAP_SYS_ADMIN, which the next step drops
-            seccomp_cfg = None
-        process.apply_user_and_caps(proc, sets)
         if seccomp_cfg:
-            _install_seccomp(sock, seccomp_cfg)  # under no_new_privs: after the caps
+            from pyrunc.linux import seccomp
+            if seccomp.uses_notify(seccomp_cfg):
+                # The agent must get the listener while the parent is still here,
+                # so this filter goes in now (runc does the same).
+                if proc.get("noNewPrivileges"):
+                    L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+                listener = seccomp.install(seccomp_cfg)
+                sync.send(sock, {"type": "seccomp"}, [listener] if listener else None)
+                if listener is not None:
+                    os.close(listener)
+                seccomp_cfg = None
         sync.send(sock, {"type": "ready"})
         msg, _ = sync.recv(sock)  # the parent closes its end once state.json is written
         sock.close()
@@ -256,6 +260,19 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             os._exit(1)
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)
+    failed: BaseException | None = None
+    try:
+        # The privileges go now, while `start` is awaited (runc drops them
+        # before the fifo too), and after our last socket message: the filter
+        # then has to allow only what runc's does (the fifo, hooks, execve).
+        if seccomp_cfg and not proc.get("noNewPrivileges"):
+            seccomp.install(seccomp_cfg)  # needs CAP_SYS_ADMIN, which the next step drops
+            seccomp_cfg = None
+        process.apply_user_and_caps(proc, sets)
+        if seccomp_cfg:
+            seccomp.install(seccomp_cfg)  # under no_new_privs: after the caps
+    except BaseException as e:  # noqa: BLE001
+        failed = e  # told to `start` through the fifo, below
     try:
         # Blocks until `start` opens the fifo for reading. The fd stays open
         # (close-on-exec) so `start` sees EOF only once execve has happened,
@@ -267,6 +284,8 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         print(f"pyrunc: container init failed: {describe(e)}", file=sys.stderr)
         os._exit(1)
     try:
+        if failed is not None:
+            raise failed
         if hooks.get("startContainer"):
             H.run_all(hooks["startContainer"], state, "startContainer")
         process.close_fds(2 + plan.keep_fds, also_keep=fd)
@@ -278,18 +297,6 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             pass
         os._exit(127 if isinstance(e, OSError) else 1)
     os._exit(1)
-
-
-def _install_seccomp(sock: _socket.socket, cfg: dict[str, Any]) -> None:
-    """Load the filter. A notify listener goes to the parent, which hands it
-    to the agent (listenerPath) while create still runs, as runc does."""
-    from pyrunc.linux import seccomp
-
-    listener = seccomp.install(cfg)
-    if seccomp.uses_notify(cfg):
-        sync.send(sock, {"type": "seccomp"}, [listener] if listener is not None else None)
-    if listener is not None:
-        os.close(listener)
 
 
 def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:

@@ -159,6 +159,20 @@ def _cpu_set(cpu_list: str) -> set[int]:
     return out
 
 
+@pytest.mark.parametrize("nnp", [False, True])
+def test_filter_denying_socket_io_still_starts(rt: Runtime, nnp: bool) -> None:
+    """Init loads the seccomp filter after its last message to the parent,
+    so a profile forbidding socket I/O (a "no network" profile) still lets
+    the container start, as with runc."""
+    denied = ["socket", "connect", "sendto", "recvfrom", "sendmsg", "recvmsg"]
+    b = rt.bundle(**{"process.args": ["echo", "up"], "process.noNewPrivileges": nnp,
+                     "linux.seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                         {"names": denied, "action": "SCMP_ACT_ERRNO"}]}})
+    p = rt("run", "-b", str(b), rt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "up"
+
+
 def test_personality_linux32(rt: Runtime) -> None:
     out = run_sh(rt, "uname -m", **{"linux.personality": {"domain": "LINUX32"}})
     assert out.strip() in ("i686", "armv8l", "armv7l")

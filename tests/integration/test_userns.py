@@ -89,15 +89,19 @@ def test_join_user_namespace_by_path(rt: Runtime) -> None:
         holder.wait()
 
 
-def test_unmapped_process_user_fails_create_not_start(rt: Runtime) -> None:
-    """The process's user is set before `create` returns (as runc does): a
-    uid the user namespace does not map fails create, with nothing left."""
+def test_unmapped_process_user_fails_start_with_the_reason(rt: Runtime) -> None:
+    """A uid the user namespace does not map: init can only find out when it
+    drops its privileges, after create (the seccomp filter and the user go
+    after its last message to the parent); `start` reports init's error."""
     b = userns_bundle(rt, "true")
     cfg = rt.config(b)
     cfg["process"]["user"] = {"uid": 70000, "gid": 0}  # maps cover 0-65535
     rt.write_config(b, cfg)
     cid = rt.new_id()
-    p = rt("create", "-b", str(b), cid)
-    assert p.returncode == 1
-    assert "Invalid argument" in p.stderr, p.stderr
-    assert rt("state", cid).returncode != 0  # rolled back: no container
+    rt("create", "-b", str(b), cid, check=True)
+    try:
+        p = rt("start", cid)
+        assert p.returncode == 1
+        assert "Invalid argument" in p.stderr, p.stderr
+    finally:
+        rt("delete", "-f", cid)
