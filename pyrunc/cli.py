@@ -63,26 +63,20 @@ def _create_opts(args: Namespace) -> Any:
 def cmd_create(args: Namespace) -> int:
     from pyrunc.early import EarlyChild
 
-    s1 = EarlyChild("create")  # first: it works in parallel with everything below
-    try:
+    with EarlyChild("create") as s1:  # first: it works in parallel with everything below
         from pyrunc.container import Container
 
-        Container(_root(args), args.id).create(_create_opts(args), s1=s1)
-    finally:
-        s1.close()
+        Container(_root(args), args.id).create(_create_opts(args), s1)
     return 0
 
 
 def cmd_run(args: Namespace) -> int:
     from pyrunc.early import EarlyChild
 
-    s1 = EarlyChild("create")  # as in cmd_create
-    try:
+    with EarlyChild("create") as s1:  # as in cmd_create
         from pyrunc.container import run
 
         return run(_root(args), args.id, _create_opts(args), args.detach, args.keep, s1)
-    finally:
-        s1.close()
 
 
 def cmd_start(args: Namespace) -> int:
@@ -128,8 +122,7 @@ def cmd_exec(args: Namespace) -> int:
         args.command_args = args.command_args[1:]
     if not args.process and not args.command_args:
         raise UsageError("exec: arguments or --process FILE are required")
-    child = EarlyChild("exec")  # imports while we read the state (and the rest below)
-    try:
+    with EarlyChild("exec") as child:  # imports while we read the state (and the rest below)
         from pyrunc.execution import ExecOptions, exec_process
 
         opts = ExecOptions(
@@ -140,8 +133,6 @@ def cmd_exec(args: Namespace) -> int:
             apparmor=args.apparmor, process_label=args.process_label, cgroup=args.cgroup,
             ignore_paused=args.ignore_paused)
         return exec_process(_root(args), args.id, opts, child)
-    finally:
-        child.close()
 
 
 def _owner_name(path: str) -> str:

@@ -78,22 +78,11 @@ class Container:
         self.id = cid
 
     # ---- create -----------------------------------------------------------
-    def create(self, opts: CreateOptions, console: _socket.socket | None = None,
-               s1: EarlyChild | None = None) -> State:
-        """`s1`: stage 1, forked by the caller as early as it could (else here).
-        It imports init's modules while we read the config and make the
-        cgroups, then waits for the plan (EOF if we fail first)."""
-        if s1 is None:
-            from pyrunc.early import EarlyChild
-
-            s1 = EarlyChild("create")
-        try:
-            return self._create(opts, console, s1)
-        finally:
-            s1.close()
-
-    def _create(self, opts: CreateOptions, console: _socket.socket | None,
-                s1: EarlyChild) -> State:
+    def create(self, opts: CreateOptions, s1: EarlyChild,
+               console: _socket.socket | None = None) -> State:
+        """`s1`: stage 1, forked by the caller as early as it could (the caller
+        closes it). It imports init's modules while we read the config and make
+        the cgroups, then waits for the plan (EOF if we fail first)."""
         from pyrunc import cgroups, spec, sync
         from pyrunc.init.plan import Plan
 
@@ -501,7 +490,7 @@ def wait_exit(pid: int) -> int:
 
 
 def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
-        s1: EarlyChild | None = None) -> int:
+        s1: EarlyChild) -> int:
     """create + start; in the foreground, relay stdio, signals and the exit status.
     `s1` as for Container.create."""
     import _socket
@@ -517,7 +506,7 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
             console_parent, console_child = _socket.socketpair(_socket.AF_UNIX,
                                                                _socket.SOCK_STREAM)
     # create() keeps console_child only if the config asks for a terminal.
-    st = c.create(opts, console=console_child, s1=s1)
+    st = c.create(opts, s1, console=console_child)
     if console_child is not None:
         console_child.close()
     master = None

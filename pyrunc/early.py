@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 class EarlyChild:
     """The forked child and our end of its socket; reaped exactly once.
-    kind: "create" or "exec"."""
+    kind: "create" or "exec". A context manager: leaving it kills and reaps
+    a child still there (it may be blocked waiting for us)."""
 
     def __init__(self, kind: str) -> None:
         self.sock: _socket.socket
@@ -57,7 +58,10 @@ class EarlyChild:
             os.waitpid(self.pid, 0)
             self.pid = 0
 
-    def close(self) -> None:
+    def __enter__(self) -> EarlyChild:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
         self.reap(kill=True)
         self.sock.close()
 

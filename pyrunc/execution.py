@@ -177,23 +177,16 @@ def _check_status(status: str, ignore_paused: bool) -> None:
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
 
 
-def exec_process(root: Root, cid: str, opts: ExecOptions,
-                 child: EarlyChild | None = None) -> int:
+def exec_process(root: Root, cid: str, opts: ExecOptions, child: EarlyChild) -> int:
     """Run the process; its exit status, or PyruncError with exit code 255 (runc's
     "exec failed" code, which clients tell apart from the process's own status).
-    `child`: the joiner, forked by the caller as early as it could (else here)."""
-    if child is None:
-        from pyrunc.early import EarlyChild
-
-        child = EarlyChild("exec")
+    `child`: the joiner, forked by the caller as early as it could (the caller closes it)."""
     try:
         return _exec(root, cid, opts, child)
     except PyruncError as e:
         if e.exit_code == 1:
             e.exit_code = 255
         raise
-    finally:
-        child.close()
 
 
 def _src(opts: ExecOptions) -> str:

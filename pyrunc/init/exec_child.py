@@ -64,10 +64,9 @@ def joiner(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
         import _socket
 
         from pyrunc.init import lsm, main, process, sched  # noqa: F401
-        plan = receive(sock, ExecPlan)
+        plan = receive(sock, ExecPlan, caller_cpus)
         if plan is None:
             os._exit(0)
-        os.sched_setaffinity(0, caller_cpus)  # before joining a cpuset, which narrows it
         if plan.proc.get("terminal"):
             from pyrunc import terminal  # noqa: F401
         if plan.cfg.get("linux", {}).get("seccomp"):

@@ -89,10 +89,9 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
     L.prctl(L.PR_SET_PDEATHSIG, 9)
     try:
         _preload_common()
-        plan = receive(sock, Plan)
+        plan = receive(sock, Plan, caller_cpus)
         if plan is None:
             os._exit(0)
-        os.sched_setaffinity(0, caller_cpus)  # before joining a cpuset, which narrows it
         if plan.cgroup_tasks:  # before forking init, which inherits them
             cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
         _preload(plan.cfg)

@@ -143,10 +143,13 @@ class ExecPlan(_CgroupJoin):
         return plan
 
 
-def receive(sock: _socket.socket, cls: type[P]) -> P | None:
+def receive(sock: _socket.socket, cls: type[P], caller_cpus: set[int]) -> P | None:
     """Child side: the plan pyrunc.early.EarlyChild.send_plan sent, or None
-    (EOF: the parent gave up, and reports why)."""
+    (EOF: the parent gave up, and reports why). Also gives the child its
+    caller's CPUs back, which the parent narrowed to start it on another
+    one: before it joins a cpuset, which narrows them again."""
     msg, fds = sync.recv(sock)
     if msg.get("type") != "plan":
         return None
+    os.sched_setaffinity(0, caller_cpus)
     return cls.from_wire(fds, msg["present"])

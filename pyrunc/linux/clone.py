@@ -28,7 +28,7 @@ class _CloneArgs(cdata.Structure):
         "stack_size", "tls", "set_tid", "set_tid_size", "cgroup")]
 
 
-_api = cdata.CDLL(hold_gil=True)  # as cdata.PyDLL: the GIL held across calls
+_api = cdata.CDLL(hold_gil=True)  # as ctypes.PyDLL: the GIL held across calls
 _syscall = _api.syscall
 _syscall.restype = cdata.c_long
 _syscall.argtypes = [cdata.c_long, cdata.c_void_p, cdata.c_size_t]
