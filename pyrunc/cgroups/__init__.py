@@ -118,7 +118,7 @@ class Manager:
                         break
                     raise PyruncError(f"cgroup: cannot create {m}: permission denied") from None
                 self.created.append(m)
-                if key:
+                if "cpuset" in key.split(","):
                     _init_cpuset(m)
         if self.v2 and not rootless and self.mount:
             from pyrunc.cgroups.v2 import enable_controllers
@@ -271,16 +271,6 @@ class Manager:
         from pyrunc.cgroups import v1
 
         return v1.stats(self)
-
-    def oom_kills(self) -> int:
-        """How many processes the OOM killer took from this cgroup so far."""
-        if self.v2:
-            from pyrunc.cgroups import v2
-
-            return v2.oom_kills(self.dirs[""])
-        from pyrunc.cgroups import v1
-
-        return v1.oom_kills(self)
 
 
 def manager_from_state(d: dict[str, Any]) -> Manager:

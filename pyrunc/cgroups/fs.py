@@ -41,6 +41,25 @@ def write(d: str, name: str, value: Any, field: str, rootless: bool = False) -> 
                           f"to {name}: {why}") from None
 
 
+def write_hugetlb(d: str, limits: list[dict[str, Any]], rootless: bool, limit: str,
+                  rsvd: str) -> None:
+    """hugepageLimits: hugetlb.<size>.<limit> for each, and the reservation
+    limit (<rsvd>, Linux 5.7+) too where the kernel has it, as runc does.
+    The file suffixes differ between v1 and v2."""
+    has_rsvd = True
+    for i, hp in enumerate(limits):
+        prefix = f"hugetlb.{hp['pageSize']}."
+        write(d, prefix + limit, hp["limit"], f"hugepageLimits[{i}]", rootless)
+        if not has_rsvd:
+            continue
+        try:
+            write_raw(d, prefix + rsvd, str(hp["limit"]))
+        except FileNotFoundError:
+            has_rsvd = False
+        except OSError:
+            write(d, prefix + rsvd, hp["limit"], f"hugepageLimits[{i}]", rootless)
+
+
 def read(d: str, name: str) -> str | None:
     try:
         with open(os.path.join(d, name)) as f:

@@ -213,21 +213,10 @@ def _set_hugetlb(mgr: Manager, w: _Writer, limits: list[dict[str, Any]]) -> None
             raise PyruncError("linux.resources.hugepageLimits: hugetlb is only on the unified "
                               "hierarchy here, and not enabled for this cgroup (its parent's "
                               "cgroup.subtree_control lacks +hugetlb)")
-        v2.set_hugetlb(d, limits, mgr.rootless)
+        fs.write_hugetlb(d, limits, mgr.rootless, "max", "rsvd.max")
         return
-    rsvd = True
-    for i, hp in enumerate(limits):
-        prefix = f"hugetlb.{hp['pageSize']}"
-        w("hugetlb", prefix + ".limit_in_bytes", hp["limit"], f"hugepageLimits[{i}]")
-        if rsvd:  # the reservation limit too, where the kernel has it (runc)
-            try:
-                fs.write_raw(w.dir("hugetlb", "hugepageLimits"), prefix + ".rsvd.limit_in_bytes",
-                             str(hp["limit"]))
-            except FileNotFoundError:
-                rsvd = False
-            except OSError:
-                w("hugetlb", prefix + ".rsvd.limit_in_bytes", hp["limit"],
-                  f"hugepageLimits[{i}]")
+    fs.write_hugetlb(w.dir("hugetlb", "hugepageLimits[0]"), limits, mgr.rootless,
+                     "limit_in_bytes", "rsvd.limit_in_bytes")
 
 
 # ---- stats --------------------------------------------------------------------
@@ -283,10 +272,11 @@ def stats(mgr: Manager) -> dict[str, Any]:
                 fs.read_int(h, f"hugetlb.{size}.usage_in_bytes") or 0,
                 fs.read_int(h, f"hugetlb.{size}.max_usage_in_bytes") or 0,
                 fs.read_int(h, f"hugetlb.{size}.failcnt") or 0)
-        elif "" in mgr.dirs and (cur := fs.read_int(mgr.dirs[""], f"hugetlb.{size}.current")) \
-                is not None:  # hybrid: hugetlb on the unified hierarchy
-            events = fs.read_keyed(mgr.dirs[""], f"hugetlb.{size}.events")
-            hugetlb[size] = S.hugetlb_entry(cur, failcnt=events.get("max", 0))
+        elif "" in mgr.dirs:  # hybrid: hugetlb on the unified hierarchy
+            from pyrunc.cgroups import v2
+
+            if (unified := v2.hugetlb_stats(mgr.dirs[""], size)) is not None:
+                hugetlb[size] = unified
     return S.stats(cpu, cpuset, memory, pids, _blkio_stats(at("blkio")), hugetlb)
 
 
@@ -337,8 +327,3 @@ def _blkio_stats(d: str) -> dict[str, Any]:
                 tables[key] = rows
         return {k: tables[k] for k in _BLKIO_ORDER if k in tables}
     return {}
-
-
-def oom_kills(mgr: Manager) -> int:
-    d = mgr.dir_of("memory")
-    return fs.read_keyed(d, "memory.oom_control").get("oom_kill", 0) if d else 0

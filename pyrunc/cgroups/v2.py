@@ -121,7 +121,7 @@ def set_resources(d: str, res: dict[str, Any], rootless: bool = False) -> None:
     for key, name in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
         if cpu.get(key):
             fs.write(d, name, cpu[key], f"cpu.{key}", rootless)
-    set_hugetlb(d, res.get("hugepageLimits") or [], rootless)
+    fs.write_hugetlb(d, res.get("hugepageLimits") or [], rootless, "max", "rsvd.max")
     rdma = res.get("rdma") or {}
     for dev in sorted(rdma):
         fs.write(d, "rdma.max", fs.rdma_line(dev, rdma[dev]), f"rdma.{dev}", rootless)
@@ -225,21 +225,6 @@ def _set_cpu(d: str, cpu: dict[str, Any], rootless: bool) -> None:
             fs.write(d, "cpu.max.burst", burst, "cpu.burst", rootless)
 
 
-def set_hugetlb(d: str, limits: list[dict[str, Any]], rootless: bool) -> None:
-    rsvd = True
-    for i, hp in enumerate(limits):
-        prefix = f"hugetlb.{hp['pageSize']}"
-        fs.write(d, prefix + ".max", hp["limit"], f"hugepageLimits[{i}]", rootless)
-        if not rsvd:
-            continue
-        try:  # the reservation limit too (Linux 5.7+), as runc does
-            fs.write_raw(d, prefix + ".rsvd.max", str(hp["limit"]))
-        except FileNotFoundError:
-            rsvd = False
-        except OSError:
-            fs.write(d, prefix + ".rsvd.max", hp["limit"], f"hugepageLimits[{i}]", rootless)
-
-
 def set_unified(d: str, unified: dict[str, str]) -> None:
     """linux.resources.unified: file name -> value, written line by line
     last (so they win over the converted values), like runc."""
@@ -303,10 +288,8 @@ def stats(d: str) -> dict[str, Any]:
     hugetlb: dict[str, Any] = {}
     if "hugetlb" in have:
         for size in fs.hugepage_sizes():
-            usage_ = fs.read_int(d, f"hugetlb.{size}.current")
-            if usage_ is not None:
-                events = fs.read_keyed(d, f"hugetlb.{size}.events")
-                hugetlb[size] = S.hugetlb_entry(usage_, failcnt=events.get("max", 0))
+            if (entry := hugetlb_stats(d, size)) is not None:
+                hugetlb[size] = entry
     return S.stats(cpu, S.cpuset(), memory, pids, blkio, hugetlb)
 
 
@@ -337,6 +320,17 @@ def _io_stats(text: str) -> dict[str, Any]:
                 tables[where[0]].append(S.blkio_entry(int(major), int(minor), where[1],
                                                       int(value)))
     return {k: v for k, v in tables.items() if v}
+
+
+def hugetlb_stats(d: str, size: str) -> dict[str, Any] | None:
+    """One page size's hugetlb entry of the stats (None: no such file here)."""
+    from pyrunc.cgroups import stats as S  # only `events` needs it
+
+    usage = fs.read_int(d, f"hugetlb.{size}.current")
+    if usage is None:
+        return None
+    events = fs.read_keyed(d, f"hugetlb.{size}.events")
+    return S.hugetlb_entry(usage, failcnt=events.get("max", 0))
 
 
 def oom_kills(d: str) -> int:
