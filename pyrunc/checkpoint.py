@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-from pyrunc import log
 from pyrunc.errors import PyruncError, UsageError
 
 TYPE_CHECKING = False
@@ -39,8 +38,7 @@ def find_criu(path: str) -> str:
     """The criu binary (--criu, default "criu" on PATH), or one clear line."""
     import shutil
 
-    found = shutil.which(path) if "/" not in path else (
-        path if os.path.isfile(path) and os.access(path, os.X_OK) else None)
+    found = shutil.which(path)  # a path with a "/" is checked as it is
     if not found:
         raise PyruncError(f"criu binary {path!r} not found: install CRIU (Debian package "
                           "criu) or give its path with --criu PATH")
@@ -134,18 +132,15 @@ def check_empty_ns(values: list[str]) -> None:
 
 
 def _bind_mounts(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for m in cfg.get("mounts", []):
-        opts = m.get("options") or []
-        if m.get("type") == "bind" or "bind" in opts or "rbind" in opts:
-            out.append(m)
-    return out
+    from pyrunc.init.mountopts import is_bind
+
+    return [m for m in cfg.get("mounts", []) if is_bind(m)]
 
 
 def _namespace(cfg: dict[str, Any], kind: str) -> dict[str, Any] | None:
     for ns in cfg.get("linux", {}).get("namespaces", []):
         if ns.get("type") == kind:
-            return dict(ns)
+            return ns
     return None
 
 
@@ -186,7 +181,7 @@ def checkpoint(root: Root, cid: str, args: Namespace) -> None:
             argv.append("--track-mem")
         if args.leave_running and not args.pre_dump:
             argv.append("--leave-running")
-        freezer = _freezer_dir(mgr)
+        freezer = mgr.dir_of("freezer") if mgr else None
         if freezer:
             argv += ["--freeze-cgroup", freezer]
         argv += _dump_externals(st, mgr)
@@ -225,15 +220,6 @@ def _parent_dir(parent: str, image: str) -> str:
     return os.path.relpath(full, image)
 
 
-def _freezer_dir(mgr: Manager | None) -> str | None:
-    if mgr is None:
-        return None
-    for key, d in mgr.dirs.items():
-        if "freezer" in key.split(","):
-            return d
-    return mgr.dirs.get("") if mgr.v2 else None
-
-
 def _cgroup_mount_dest(cfg: dict[str, Any], mgr: Manager | None) -> str | None:
     """Where the container sees cgroup v1 hierarchies bound from the host (no
     cgroup namespace): criu cannot dump such a bind of a host sub-directory."""
@@ -251,9 +237,7 @@ def _cgroup_binds(st: State, mgr: Manager | None) -> list[str]:
         return []
     from pyrunc import mountinfo
 
-    with open(f"/proc/{st.pid}/mountinfo") as f:
-        mounts = mountinfo.parse(f.read())
-    return [m.mountpoint for m in mounts
+    return [m.mountpoint for m in mountinfo.read(str(st.pid))
             if m.fstype == "cgroup" and m.mountpoint.startswith(dest + "/")]
 
 
@@ -313,22 +297,17 @@ def restore(root: Root, cid: str, args: Namespace) -> int:
     st = _restore(root, cid, args, criu, image, work)
     if args.detach:
         return 0
-    from pyrunc.container import Container, _forward_signals
+    from pyrunc.container import Container, _force_delete, _forward_signals
 
     _forward_signals(st.pid)
     status = wait_exit(st.pid)
-    c = Container(root, cid)
-    try:
-        cdir, st2, now = c.open()
-    except PyruncError:
-        return status
-    c._destroy(cdir, st2, now)
+    _force_delete(Container(root, cid))
     return status
 
 
 def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work: str) -> State:
     from pyrunc import cgroups, spec
-    from pyrunc.container import _now_rfc3339, _write_pid_file
+    from pyrunc.container import Container, _now_rfc3339, _write_pid_file
     from pyrunc.state import State, proc_start_time
 
     bundle = os.path.abspath(args.bundle)
@@ -369,7 +348,8 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
                 "--root", criu_root, "--restore-detached", "--restore-sibling",
                 "--pidfile", pidfile, *_common_flags(args),
                 *externals]
-        if _namespace(cfg, "network") and not (_namespace(cfg, "network") or {}).get("path"):
+        net = _namespace(cfg, "network")
+        if net and not net.get("path"):
             argv += ["--empty-ns", "net"]  # runc does not manage network devices
         if args.lsm_profile:
             argv += ["--lsm-profile", args.lsm_profile]
@@ -398,15 +378,10 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
         st.status = "created"  # stored "created" without exec.fifo reads as running
         cdir.save(st)
         if args.pid_file:
-            _write_pid_file(os.path.abspath(args.pid_file), pid)
+            _write_pid_file(args.pid_file, pid)
     except BaseException:
-        if mgr is not None:
-            try:
-                mgr.destroy()  # kills whatever criu left in the cgroup
-            except Exception as e:  # noqa: BLE001 - report, keep cleaning
-                log.warning(f"cleanup: removing cgroup: {e}")
         _unbind(criu_root, mounted)
-        cdir.remove()
+        Container(root, cid)._rollback(cdir, mgr, 0)  # the cgroup kills what criu left
         raise
     finally:
         for name in (pidfile, os.path.join(cdir.path, "criu-hooks"),
@@ -466,7 +441,7 @@ def _unbind(path: str, mounted: bool) -> None:
     if mounted:
         from pyrunc.linux import libc
 
-        libc.umount2(path, 2)  # MNT_DETACH
+        libc.umount2(path, libc.MNT_DETACH)
     try:
         os.rmdir(path)
     except OSError:

@@ -38,10 +38,7 @@ def find_root(mountinfo: str | None = None) -> str | None:
     """The first resctrl mount in /proc/self/mountinfo (runc looks the same way)."""
     from pyrunc import mountinfo as mi
 
-    if mountinfo is None:
-        with open("/proc/self/mountinfo") as f:
-            mountinfo = f.read()
-    for m in mi.parse(mountinfo):
+    for m in (mi.read() if mountinfo is None else mi.parse(mountinfo)):
         if m.fstype == "resctrl":
             return m.mountpoint
     return None
@@ -88,12 +85,10 @@ class Resctrl:
             return ""
 
     def _write(self, path: str, data: str) -> None:
-        # No O_CREAT: resctrl makes these files itself; a missing one is an error.
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-        try:
-            os.write(fd, data.encode())
-        finally:
-            os.close(fd)
+        # No O_CREAT (write_raw): resctrl makes these files itself.
+        from pyrunc.cgroups.fs import write_raw
+
+        write_raw(*os.path.split(path), data)
 
     def _fail(self, what: str, e: OSError) -> RdtError:
         why = e.strerror or str(e)

@@ -4,6 +4,22 @@
 from __future__ import annotations
 
 from pyrunc.linux import libc as L
+from pyrunc.linux.mountapi import (  # for the recursive "r*" options
+    MOUNT_ATTR__ATIME,
+    MOUNT_ATTR_NOATIME,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_NOSYMFOLLOW,
+    MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_RELATIME,
+    MOUNT_ATTR_STRICTATIME,
+)
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 # option -> (clear?, flag)
 FLAGS: dict[str, tuple[bool, int]] = {
@@ -35,17 +51,6 @@ PROPAGATION: dict[str, int] = {
     "unbindable": L.MS_UNBINDABLE, "runbindable": L.MS_UNBINDABLE | L.MS_REC,
 }
 
-# mount_setattr(2) attributes (linux/mount.h), for the recursive "r*" options
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
-MOUNT_ATTR__ATIME = 0x70
-MOUNT_ATTR_RELATIME = 0x0
-MOUNT_ATTR_NOATIME = 0x10
-MOUNT_ATTR_STRICTATIME = 0x20
-MOUNT_ATTR_NODIRATIME = 0x80
-MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 
 # option -> (clear?, attr)
 RECURSIVE: dict[str, tuple[bool, int]] = {
@@ -65,6 +70,12 @@ RECURSIVE_ATIME: dict[str, int] = {
     "rstrictatime": MOUNT_ATTR_STRICTATIME,
     "rnorelatime": MOUNT_ATTR_STRICTATIME,
 }
+
+def is_bind(m: dict[str, Any]) -> bool:
+    """A bind mount: of type "bind", or with a bind or rbind option."""
+    opts = m.get("options") or []
+    return m.get("type") == "bind" or "bind" in opts or "rbind" in opts
+
 
 EXTENSIONS = {"tmpcopyup", "idmap", "ridmap"}
 

@@ -14,7 +14,7 @@ import errno
 import os
 import stat
 
-from pyrunc.linux.openat2 import open_child, open_in_root
+from pyrunc.linux.openat2 import open_child, open_in_root, path_parts
 
 _MAX_STEPS = 256  # components created plus dangling symlinks followed
 
@@ -59,12 +59,8 @@ def parent_and_name(root_fd: int, path: str) -> tuple[int, str]:
     return mkdir_all(root_fd, os.path.dirname(path)), name
 
 
-def _split(path: str) -> list[str]:
-    return [p for p in path.split("/") if p not in ("", ".")]
-
-
 def _make(root_fd: int, path: str, mode: int, file: bool) -> int:
-    parts = _split(path)
+    parts = path_parts(path)
     for _ in range(_MAX_STEPS):
         try:
             return open_in_root(root_fd, "/".join(parts))
@@ -101,7 +97,7 @@ def _create_first_missing(root_fd: int, parts: list[str], mode: int, file: bool)
             if stat.S_ISLNK(os.fstat(fd).st_mode):
                 target = os.readlink("", dir_fd=fd)
                 base = [] if target.startswith("/") else parts[:i]
-                return base + _split(target) + parts[i + 1:]
+                return base + path_parts(target) + parts[i + 1:]
         finally:
             os.close(fd)
     return parts  # everything exists now (made meanwhile): look again

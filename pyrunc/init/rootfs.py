@@ -115,7 +115,7 @@ def _prepare(cfg: dict[str, Any], root: Root, linux: dict[str, Any], in_userns: 
             mount_one(m, root, linux)
         except OSError as e:
             raise _mount_err(idx, m, e) from None
-        if os.path.normpath(m["destination"]) == "/dev" and _is_bind(m):
+        if os.path.normpath(m["destination"]) == "/dev" and mountopts.is_bind(m):
             dev_bound = True
     if not dev_bound:
         create_devices(root, DEFAULT_DEVICES, in_userns)
@@ -137,11 +137,6 @@ def _prepare(cfg: dict[str, Any], root: Root, linux: dict[str, Any], in_userns: 
         except OSError as e:
             raise MountError(f"config.json: process.cwd: cannot create {cwd!r}: "
                              f"{e.strerror}") from None
-
-
-def _is_bind(m: dict[str, Any]) -> bool:
-    opts = m.get("options", [])
-    return m.get("type") == "bind" or "bind" in opts or "rbind" in opts
 
 
 def _make_parent_private(rootfs: str) -> None:
@@ -458,9 +453,9 @@ def _cgroup_v1_readonly(top: int, names: list[str], flags: int) -> None:
     nosuid/nodev/noexec: one recursive mount_setattr (Linux 5.12+) instead
     of a remount each."""
     attrs = mountapi.MOUNT_ATTR_RDONLY
-    for ms, attr in ((L.MS_NOSUID, mountopts.MOUNT_ATTR_NOSUID),
-                     (L.MS_NODEV, mountopts.MOUNT_ATTR_NODEV),
-                     (L.MS_NOEXEC, mountopts.MOUNT_ATTR_NOEXEC)):
+    for ms, attr in ((L.MS_NOSUID, mountapi.MOUNT_ATTR_NOSUID),
+                     (L.MS_NODEV, mountapi.MOUNT_ATTR_NODEV),
+                     (L.MS_NOEXEC, mountapi.MOUNT_ATTR_NOEXEC)):
         if flags & ms:
             attrs |= attr
     try:
@@ -663,7 +658,7 @@ def readonly_path(root: int, path: str) -> None:
     try:
         tree = mountapi.open_tree("", True, dirfd=fd)
         try:
-            mountapi.setattr_fd(tree, mountopts.MOUNT_ATTR_RDONLY)
+            mountapi.setattr_fd(tree, mountapi.MOUNT_ATTR_RDONLY)
         except BaseException:
             os.close(tree)
             raise

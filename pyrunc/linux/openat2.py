@@ -80,7 +80,8 @@ def open_child(dir_fd: int, name: str, flags: int = os.O_PATH) -> int:
     return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
 
 
-def _parts(path: str) -> list[str]:
+def path_parts(path: str) -> list[str]:
+    """A path's components, without empty ones and "." (".." stays)."""
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
@@ -90,7 +91,7 @@ def walk_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
     if a directory is moved while we hold it."""
     nofollow = bool(flags & os.O_NOFOLLOW)
     stack: list[int] = []  # fds we opened; the current directory is the last (or root_fd)
-    pending = _parts(path)
+    pending = path_parts(path)
     pending.reverse()
     links = 0
     try:
@@ -114,7 +115,7 @@ def walk_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
                 if target.startswith("/"):
                     while stack:
                         os.close(stack.pop())
-                pending.extend(reversed(_parts(target)))
+                pending.extend(reversed(path_parts(target)))
                 continue
             stack.append(fd)
             if pending and not stat.S_ISDIR(mode):
