@@ -277,7 +277,7 @@ def _write_descriptors(image: str, pid: int) -> None:
 
 # ---- restore ------------------------------------------------------------------------
 def restore(root: Root, cid: str, args: Namespace) -> int:
-    from pyrunc.container import wait_exit
+    from pyrunc.launch import wait_exit
 
     if args.console_socket:
         raise PyruncError("restore: --console-socket: pyrunc cannot restore a terminal: criu's "
@@ -297,7 +297,8 @@ def restore(root: Root, cid: str, args: Namespace) -> int:
     st = _restore(root, cid, args, criu, image, work)
     if args.detach:
         return 0
-    from pyrunc.container import Container, _force_delete, _forward_signals
+    from pyrunc.container import Container, _force_delete
+    from pyrunc.launch import _forward_signals
 
     _forward_signals(st.pid)
     status = wait_exit(st.pid)
@@ -307,7 +308,8 @@ def restore(root: Root, cid: str, args: Namespace) -> int:
 
 def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work: str) -> State:
     from pyrunc import cgroups, spec
-    from pyrunc.container import Container, _now_rfc3339, _write_pid_file
+    from pyrunc.container import Container
+    from pyrunc.launch import _now_rfc3339, _write_pid_file
     from pyrunc.state import State, proc_start_time
 
     bundle = os.path.abspath(args.bundle)

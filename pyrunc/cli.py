@@ -3,7 +3,7 @@ No container logic here; heavy modules are imported per command."""
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see pyrunc.posixfs
 import sys
 
 from pyrunc import OCI_VERSION, __version__, log
@@ -14,6 +14,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
+
+    from pyrunc.early import EarlyChild
 
 
 def _version_text() -> str:
@@ -44,37 +46,48 @@ def _root(args: Namespace) -> Any:
 
 
 def _create_opts(args: Namespace) -> Any:
-    from pyrunc.container import CreateOptions
+    from pyrunc.launch import CreateOptions
+    from pyrunc.posixfs import abspath
 
     if args.preserve_fds < 0:
         raise UsageError("--preserve-fds must be a non-negative number")
     def absolute(path: str | None) -> str | None:  # create chdirs into the bundle
-        return os.path.abspath(path) if path else path
+        return abspath(path) if path else path
 
     return CreateOptions(bundle=args.bundle, pid_file=absolute(args.pid_file),
                          console_socket=absolute(args.console_socket), no_pivot=args.no_pivot,
                          no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
                          rootless=args.rootless == "true"
-                         or (args.rootless == "auto" and os.geteuid() != 0),
+                         or (args.rootless == "auto" and posix.geteuid() != 0),
                          systemd_cgroup=args.systemd_cgroup)
 
 
 # ---- commands -----------------------------------------------------------------
-def cmd_create(args: Namespace) -> int:
+def _early(args: Namespace, kind: str) -> EarlyChild:
+    """The child pyrunc.__main__ forked for this command, else a new one:
+    first thing, as it works in parallel with everything after."""
+    pending: list[EarlyChild] = args.early
+    while pending:
+        child = pending.pop()
+        if child.kind == kind:
+            return child
+        child.close()
     from pyrunc.early import EarlyChild
 
-    with EarlyChild("create") as s1:  # first: it works in parallel with everything below
-        from pyrunc.container import Container
+    return EarlyChild(kind)
 
-        Container(_root(args), args.id).create(_create_opts(args), s1)
+
+def cmd_create(args: Namespace) -> int:
+    with _early(args, "create") as s1:
+        from pyrunc.launch import create
+
+        create(_root(args), args.id, _create_opts(args), s1)
     return 0
 
 
 def cmd_run(args: Namespace) -> int:
-    from pyrunc.early import EarlyChild
-
-    with EarlyChild("create") as s1:  # as in cmd_create
-        from pyrunc.container import run
+    with _early(args, "create") as s1:
+        from pyrunc.launch import run
 
         return run(_root(args), args.id, _create_opts(args), args.detach, args.keep, s1)
 
@@ -114,15 +127,13 @@ def cmd_delete(args: Namespace) -> int:
 
 
 def cmd_exec(args: Namespace) -> int:
-    from pyrunc.early import EarlyChild
-
     if args.preserve_fds < 0:
         raise UsageError("--preserve-fds must be a non-negative number")
     if args.command_args[:1] == ["--"]:
         args.command_args = args.command_args[1:]
     if not args.process and not args.command_args:
         raise UsageError("exec: arguments or --process FILE are required")
-    with EarlyChild("exec") as child:  # imports while we read the state (and the rest below)
+    with _early(args, "exec") as child:  # imports while we read the state (and the rest below)
         from pyrunc.execution import ExecOptions, exec_process
 
         opts = ExecOptions(
@@ -137,7 +148,7 @@ def cmd_exec(args: Namespace) -> int:
 
 def _owner_name(path: str) -> str:
     try:
-        uid = os.stat(path).st_uid
+        uid = posix.stat(path).st_uid
     except OSError:
         return ""
     try:
@@ -181,9 +192,10 @@ def cmd_list(args: Namespace) -> int:
 
 def cmd_spec(args: Namespace) -> int:
     from pyrunc import spec
+    from pyrunc.posixfs import exists
 
-    path = os.path.join(args.bundle or ".", "config.json")
-    if os.path.exists(path):
+    path = f"{args.bundle or '.'}/config.json"
+    if exists(path):
         raise PyruncError("File config.json exists. Remove it first")
     from pyrunc.fastjson import dumps_indent
 
@@ -398,8 +410,19 @@ def build_parser() -> Parser:
                   GLOBAL_FLAGS, _commands())
 
 
-def main(argv: Sequence[str] | None = None) -> NoReturn:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str] | None = None, early: EarlyChild | None = None) -> NoReturn:
+    """`early`: the child pyrunc.__main__ forked when the command line looked
+    like create, run or exec; the command takes it (_early), else it goes here."""
+    pending = [early] if early is not None else []
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv), pending)
+    finally:
+        for child in pending:
+            child.close()
+    _leave(code)
+
+
+def _main(argv: list[str], early: list[EarlyChild]) -> int:
     parser = build_parser()
     try:
         args, cmd = parser.parse(argv)
@@ -413,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.stdout.write(parser.usage(cmd if args.help else None))
         sys.exit(0)
     log.configure(args.log, args.log_format, args.debug)
+    args.early = early
     pos = args.positional
     args.id = pos[0] if pos else None
     args.signal = pos[1] if len(pos) > 1 else "SIGTERM"
@@ -442,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         log.error(f"{cmd.name}: internal error: {type(e).__name__}: {e} "
                   "(run with --debug for a traceback)")
         sys.exit(1)
-    _leave(code)
+    return code
 
 
 def _leave(code: int) -> NoReturn:
@@ -454,4 +478,4 @@ def _leave(code: int) -> NoReturn:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(code)
+    posix._exit(code)

@@ -1,11 +1,13 @@
 """The child of create (its stage 1) or exec (the joiner), parent side:
 forked as the command starts, so it imports its modules (pyrunc.init.main,
 pyrunc.init.exec_child) while the parent reads the config or the state
-and makes the cgroups; then it takes the plan over `sock`."""
+and makes the cgroups; then it takes the plan over `sock`. pyrunc.__main__
+forks it before anything else is imported (the command line parser, os):
+hence posix here, not os."""
 
 from __future__ import annotations
 
-import os
+import posix
 
 from pyrunc import sync
 
@@ -22,10 +24,11 @@ class EarlyChild:
     a child still there (it may be blocked waiting for us)."""
 
     def __init__(self, kind: str) -> None:
+        self.kind = kind
         self.sock: _socket.socket
         self.sock, csock = sync.pair()
-        mask = os.sched_getaffinity(0)
-        self.pid = os.fork()
+        mask = posix.sched_getaffinity(0)
+        self.pid = posix.fork()
         if self.pid == 0:
             try:
                 self.sock.close()
@@ -35,7 +38,7 @@ class EarlyChild:
                     from pyrunc.init.exec_child import joiner as child
                 child(csock, mask)
             finally:
-                os._exit(1)  # never unwind into the parent's stack
+                posix._exit(1)  # never unwind into the parent's stack
         csock.close()
         _start_elsewhere(self.pid, mask)
 
@@ -46,22 +49,25 @@ class EarlyChild:
             sync.send(self.sock, {"type": "plan", "present": [fd >= 0 for fd in fds]},
                       [memfd] + [fd for fd in fds if fd >= 0])
         finally:
-            os.close(memfd)
+            posix.close(memfd)
 
     def reap(self, kill: bool) -> None:
         if self.pid:
             if kill:  # SIGKILL: it may be blocked waiting for us
                 try:
-                    os.kill(self.pid, 9)
+                    posix.kill(self.pid, 9)
                 except ProcessLookupError:
                     pass
-            os.waitpid(self.pid, 0)
+            posix.waitpid(self.pid, 0)
             self.pid = 0
 
     def __enter__(self) -> EarlyChild:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.reap(kill=True)
         self.sock.close()
 
@@ -82,6 +88,7 @@ def _start_elsewhere(pid: int, mask: set[int]) -> None:
             return
         with open("/proc/thread-self/stat", "rb") as f:
             cpu = int(f.read().rsplit(b")", 1)[1].split()[36])  # field 39: processor
-        os.sched_setaffinity(pid, mask - {cpu})
+        posix.sched_setaffinity(pid, mask - {cpu})
     except (OSError, ValueError, IndexError):
         pass  # only a head start is lost
+

@@ -196,8 +196,9 @@ def _src(opts: ExecOptions) -> str:
 
 def _exec(root: Root, cid: str, opts: ExecOptions, child: EarlyChild) -> int:
     from pyrunc import sync
-    from pyrunc.container import Container, _forward_signals, _write_pid_file, wait_exit
+    from pyrunc.container import Container
     from pyrunc.init.plan import ExecPlan
+    from pyrunc.launch import _forward_signals, _write_pid_file, wait_exit
 
     if opts.console_socket and not opts.tty and not opts.process_file:
         raise PyruncError("cannot use console socket if runc will not detach or allocate tty")
@@ -335,7 +336,7 @@ def _join_sub_cgroups(mgr: Any, subs: dict[str, str], pid: int) -> None:
 def _wait_with_proxy(pid: int, master: int) -> int:
     import threading
 
-    from pyrunc.container import wait_exit
+    from pyrunc.launch import wait_exit
     from pyrunc.terminal import prepare_proxy, proxy, restore
 
     saved = prepare_proxy(master)

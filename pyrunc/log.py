@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see pyrunc.posixfs
 import sys
 import time
 
@@ -40,11 +40,12 @@ def _write(level: str, msg: str) -> None:
     path = _state.path
     if path and path != "/dev/stderr":
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT
+                            | posix.O_CLOEXEC, 0o644)
             try:
-                os.write(fd, line.encode())
+                posix.write(fd, line.encode())
             finally:
-                os.close(fd)
+                posix.close(fd)
             return
         except OSError:
             pass

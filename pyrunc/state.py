@@ -5,9 +5,9 @@ disk: a dead or recycled init pid reads as stopped."""
 from __future__ import annotations
 
 import fcntl
-import os
+import posix  # not os: see pyrunc.posixfs
 
-from pyrunc import OCI_VERSION, fastjson
+from pyrunc import OCI_VERSION, fastjson, posixfs
 from pyrunc.errors import PyruncError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -26,12 +26,12 @@ class NotExist(PyruncError):
 
 
 def default_root() -> str:
-    if os.geteuid() == 0:
+    if posix.geteuid() == 0:
         return "/run/pyrunc"
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    xdg = posix.environ.get(b"XDG_RUNTIME_DIR")
     if xdg:
-        return os.path.join(xdg, "pyrunc")
-    return f"/tmp/pyrunc-{os.geteuid()}"
+        return f"{xdg.decode(errors='surrogateescape')}/pyrunc"  # os.fsdecode
+    return f"/tmp/pyrunc-{posix.geteuid()}"
 
 
 def validate_id(cid: str) -> None:
@@ -92,21 +92,23 @@ class Root:
     """The state root directory (--root)."""
 
     def __init__(self, path: str) -> None:
-        self.path = os.path.abspath(path)
+        self.path = posixfs.abspath(path)
 
     def dir(self, cid: str) -> str:
-        return os.path.join(self.path, cid)
+        return f"{self.path}/{cid}"
 
     def ids(self) -> list[str]:
         try:
-            names = os.listdir(self.path)
+            names = posix.listdir(self.path)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if os.path.isfile(os.path.join(self.path, n, STATE_FILE)))
+        return sorted(n for n in names if posixfs.isfile(f"{self.path}/{n}/{STATE_FILE}"))
 
     def make(self, cid: str) -> ContainerDir:
         """Claim a new container directory; fails if the id is in use."""
         validate_id(cid)
+        import os  # create's path imports os anyway
+
         os.makedirs(self.path, mode=0o711, exist_ok=True)
         d = self.dir(cid)
         try:
@@ -122,7 +124,7 @@ class Root:
         cdir = ContainerDir(self.dir(cid))
         if lock:
             cdir.lock()
-        if not os.path.exists(os.path.join(cdir.path, STATE_FILE)):
+        if not posixfs.exists(f"{cdir.path}/{STATE_FILE}"):
             cdir.unlock()
             raise NotExist()
         return cdir
@@ -137,28 +139,28 @@ class ContainerDir:
 
     def lock(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise NotExist() from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd = fd
         # The holder before us may have deleted the container.
-        if not os.path.exists(self.path):
+        if not posixfs.exists(self.path):
             self.unlock()
             raise NotExist()
 
     def unlock(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            posix.close(self._fd)
             self._fd = None
 
     @property
     def fifo(self) -> str:
-        return os.path.join(self.path, EXEC_FIFO)
+        return f"{self.path}/{EXEC_FIFO}"
 
     def load(self) -> State:
         try:
-            with open(os.path.join(self.path, STATE_FILE)) as f:
+            with open(f"{self.path}/{STATE_FILE}") as f:
                 return State.from_json(fastjson.loads(f.read()))
         except FileNotFoundError:
             raise NotExist() from None
@@ -166,17 +168,17 @@ class ContainerDir:
             raise PyruncError(f"corrupt state file {self.path}/{STATE_FILE}: {e}") from None
 
     def save(self, st: State) -> None:
-        tmp = os.path.join(self.path, STATE_FILE + ".tmp")
+        tmp = f"{self.path}/{STATE_FILE}.tmp"
         with open(tmp, "w") as f:
             f.write(fastjson.dumps(st.to_json(), compact=True))
-        os.rename(tmp, os.path.join(self.path, STATE_FILE))
+        posix.rename(tmp, f"{self.path}/{STATE_FILE}")
 
     def remove(self) -> None:
         # Only files live here (state.json, exec.fifo): no shutil needed.
         try:
-            for name in os.listdir(self.path):
-                os.unlink(os.path.join(self.path, name))
-            os.rmdir(self.path)
+            for name in posix.listdir(self.path):
+                posix.unlink(f"{self.path}/{name}")
+            posix.rmdir(self.path)
         except FileNotFoundError:
             pass
         self.unlock()
@@ -192,7 +194,7 @@ def derive_status(st: State, cdir_path: str, frozen: bool = False) -> str:
         return "stopped"
     if st.status == "creating":
         return "creating" if st.creator_pid and proc_start_time(st.creator_pid) else "stopped"
-    if os.path.exists(os.path.join(cdir_path, EXEC_FIFO)):
+    if posixfs.exists(f"{cdir_path}/{EXEC_FIFO}"):
         return "created"
     return "paused" if frozen else "running"
 

@@ -7,7 +7,7 @@ create; the console (terminal) path imports socket itself when it needs it."""
 from __future__ import annotations
 
 import _socket
-import os
+import posix  # not os: the early fork comes before it (pyrunc.early)
 import sys
 
 from pyrunc.errors import PyruncError
@@ -65,21 +65,21 @@ def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
 
 
 def fork_then_report(sock: Socket, child: Callable[[], NoReturn],
-                     fork: Callable[[], int] = os.fork,
+                     fork: Callable[[], int] = posix.fork,
                      note: dict[str, Any] | None = None) -> None:
     """Fork (through `fork`); tell the parent the child's pid (and `note`, as
     `fork` left it); only then let the child run. Both hold sock, so the
     child must not speak before the pid is sent."""
-    turn_r, turn_w = os.pipe()
+    turn_r, turn_w = posix.pipe()
     pid = fork()
     if pid == 0:
-        os.close(turn_w)
-        os.read(turn_r, 1)  # returns once the pipe is closed below
-        os.close(turn_r)
+        posix.close(turn_w)
+        posix.read(turn_r, 1)  # returns once the pipe is closed below
+        posix.close(turn_r)
         child()
-    os.close(turn_r)
+    posix.close(turn_r)
     send(sock, {"type": "pid", "pid": pid, **(note or {})})
-    os.close(turn_w)
+    posix.close(turn_w)
 
 
 def expect(sock: Socket, kind: str) -> dict[str, Any]:

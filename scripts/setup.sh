@@ -41,7 +41,7 @@ cat > .venv/bin/pyrunc.tmp <<LAUNCHER
 # pyrunc launcher, written by scripts/setup.sh (see there for why).
 import sys
 sys.path.insert(0, "$site")
-from pyrunc.cli import main
+from pyrunc.__main__ import main
 main()
 LAUNCHER
 chmod 755 .venv/bin/pyrunc.tmp

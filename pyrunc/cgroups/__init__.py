@@ -7,14 +7,17 @@ hierarchy's root; a relative one, and the default (the container id), under
 the caller's own cgroup in each hierarchy. Only the directories created here
 are ever removed. Stdlib only, nothing heavy at import time (not even contextlib: `state` pays
 for every import here): the resource code lives in v1.py and v2.py (fs.py:
-file helpers, stats.py: the shape of `events --stats`), imported when used."""
+file helpers, stats.py: the shape of `events --stats`), imported when used.
+Likewise posix, not os, at module level (see pyrunc.posixfs): only what
+create and ps use imports os."""
 
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import time
 
+from pyrunc import posixfs
 from pyrunc.errors import PyruncError
 
 TYPE_CHECKING = False
@@ -55,6 +58,8 @@ def _own_cgroups() -> dict[str, str]:
 
 def resolve_path(cgroups_path: str | None, container_id: str, own: str) -> str:
     # runc 1.1 cgroupfs: unset -> Name=id, relative to the caller's cgroup (from memory; verify).
+    import os
+
     p = cgroups_path or container_id
     if p.startswith("/"):
         return os.path.normpath(p)
@@ -64,6 +69,8 @@ def resolve_path(cgroups_path: str | None, container_id: str, own: str) -> str:
 def _init_cpuset(d: str) -> None:
     # A new v1 cpuset cgroup starts with empty cpus/mems and refuses tasks (ENOSPC);
     # like runc, copy the parent's values down.
+    import os
+
     for name in ("cpuset.cpus", "cpuset.mems"):
         f = os.path.join(d, name)
         if not os.path.exists(f):
@@ -101,6 +108,8 @@ class Manager:
         return None
 
     def create(self, rootless: bool | None = None) -> None:
+        import os
+
         rootless = self.rootless if rootless is None else rootless
         for key, d in self.dirs.items():
             missing = []
@@ -128,14 +137,14 @@ class Manager:
     def self_join_files(self) -> list[str]:
         """The v1 `tasks` files a new child writes 0 to, joining by itself
         (pyrunc.init.cgjoin); apply(pid, v2_only=True) does the rest."""
-        return [os.path.join(d, "tasks") for key, d in self.dirs.items() if key]
+        return [f"{d}/tasks" for key, d in self.dirs.items() if key]
 
     def apply(self, pid: int, v2_only: bool = False) -> None:
         for key, d in self.dirs.items():
             if v2_only and key:
                 continue
             try:
-                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                with open(f"{d}/cgroup.procs", "w") as f:
                     f.write(str(pid))
             except OSError as e:
                 if self.rootless and e.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
@@ -143,6 +152,8 @@ class Manager:
                 raise PyruncError(f"cgroup: cannot join {d}: {e.strerror}") from None
 
     def pids(self) -> list[int]:
+        import os  # for walk: kill --all, ps and a busy delete
+
         out: set[int] = set()
         for d in self.dirs.values():
             for root, _, _ in os.walk(d):
@@ -158,23 +169,23 @@ class Manager:
             # cgroup.kill (Linux 5.14+): the whole v2 subtree at once, frozen
             # or not, with no window to fork away; what remains is per pid.
             try:
-                with open(os.path.join(self.dirs[""], "cgroup.kill"), "w") as f:
+                with open(f"{self.dirs['']}/cgroup.kill", "w") as f:
                     f.write("1")
             except OSError:
                 pass
         for pid in self.pids():
             try:
-                os.kill(pid, sig)
+                posix.kill(pid, sig)
             except ProcessLookupError:
                 pass
 
     def _freezer(self) -> tuple[str, bool]:
         d = self.dir_of("freezer")
         if d is not None and not self.v2:
-            return os.path.join(d, "freezer.state"), True
+            return f"{d}/freezer.state", True
         if "" not in self.dirs:
             raise PyruncError("cgroup: no freezer on this host")
-        return os.path.join(self.dirs[""], "cgroup.freeze"), False
+        return f"{self.dirs['']}/cgroup.freeze", False
 
     def _set_frozen(self, frozen: bool) -> None:
         path, v1 = self._freezer()
@@ -183,7 +194,7 @@ class Manager:
         # Freezing takes a moment: wait until every task is (v1: FREEZING
         # turns FROZEN; v2: cgroup.events says "frozen 1"), as runc does.
         want = ("FROZEN" if frozen else "THAWED") if v1 else f"frozen {int(frozen)}"
-        path = path if v1 else os.path.join(os.path.dirname(path), "cgroup.events")
+        path = path if v1 else f"{path.rpartition('/')[0]}/cgroup.events"
         for _ in range(2000):
             with open(path) as f:
                 text = f.read()
@@ -221,14 +232,14 @@ class Manager:
         for d in sorted(self.created, key=len, reverse=True):
             for _ in range(100):
                 try:
-                    os.rmdir(d)
+                    posix.rmdir(d)
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
                     self.signal_all(9)
                     time.sleep(0.01)
-        self.created = [d for d in self.created if os.path.isdir(d)]
+        self.created = [d for d in self.created if posixfs.isdir(d)]
         if self.created:
             raise PyruncError(f"cgroup: could not remove {', '.join(self.created)}")
 
@@ -238,7 +249,7 @@ class Manager:
         of the hierarchies for pids."""
         for d in sorted(self.created, key=len, reverse=True):
             try:
-                os.rmdir(d)
+                posix.rmdir(d)
             except FileNotFoundError:
                 pass
             except OSError:
@@ -284,6 +295,8 @@ def open_manager(cgroups_path: str | None, container_id: str, *, rootless: bool 
     if cgroups_path and ":" in cgroups_path and not cgroups_path.startswith("/"):
         raise PyruncError(f"config.json: linux.cgroupsPath: {cgroups_path!r} is a systemd "
                           "slice:prefix:name path, and the systemd driver is not supported yet")
+    import os
+
     mounts = _mount_types(root)
     own = _own_cgroups()
     dirs: dict[str, str] = {}
