@@ -60,9 +60,9 @@ def _interleave(rts: list[Runtime], reps: int, rows: list[Row], one: OneRep) -> 
                     r.na[rt.name] = str(exc)
 
 
-def _run_true(rt: Runtime, b: Bundles) -> float:
+def _run(rt: Runtime, bundle: Path) -> float:
     cid = rt.track(rt.new_id())
-    out = rt.call("run", "--bundle", str(b["true"]), cid)
+    out = rt.call("run", "--bundle", str(bundle), cid)
     if out.rc != 0:
         raise BenchFailure(f"run: {out.reason()}")
     rt.remove(cid)  # a foreground run deletes its container; this is a no-op then
@@ -124,7 +124,7 @@ def bench_run(rts: list[Runtime], b: Bundles, s: Settings) -> list[Row]:
     ]
 
     def one(rt: Runtime) -> dict[str, float]:
-        seconds = _run_true(rt, b)
+        seconds = _run(rt, b["true"])
         return {"run": seconds * MS, **_peak_rss(rt, "run", "--bundle", str(b["true"]))}
 
     _interleave(rts, s.reps, rows, one)
@@ -142,23 +142,52 @@ def bench_cycle(rts: list[Runtime], b: Bundles, s: Settings) -> list[Row]:
     ]
 
     def one(rt: Runtime) -> dict[str, float]:
-        cid = rt.track(rt.new_id())
-        created = rt.must("create", "--bundle", str(b["true"]), cid)
-        pid = _init_pid(rt, cid)
-        hwm = _vm_hwm_kib(pid)
-        started = rt.must("start", cid)
-        _wait_gone(pid)  # containerd waits for the exit before it deletes
-        deleted = rt.must("delete", cid)
-        rt.remove(cid)
-        times = (created.seconds, started.seconds, deleted.seconds)
+        hwm: list[int] = []
+        times = _cycle(rt, b["true"], lambda pid: hwm.append(_vm_hwm_kib(pid)))
         return {
             "cycle": sum(times) * MS,
             "create": times[0] * MS,
             "start": times[1] * MS,
             "delete": times[2] * MS,
-            "rss_init": hwm / MIB,
+            "rss_init": hwm[0] / MIB,
             **_peak_rss(rt, "create", "--bundle", str(b["true"])),
         }
+
+    _interleave(rts, s.reps, rows, one)
+    return rows
+
+
+def _cycle(rt: Runtime, bundle: Path, created: Callable[[int], object] = lambda _: None,
+           ) -> tuple[float, float, float]:
+    """create, start, delete of one container: their times in seconds.
+    `created` gets init's pid while it waits to be started."""
+    cid = rt.track(rt.new_id())
+    t_create = rt.must("create", "--bundle", str(bundle), cid).seconds
+    pid = _init_pid(rt, cid)
+    created(pid)
+    t_start = rt.must("start", cid).seconds
+    _wait_gone(pid)  # containerd waits for the exit before it deletes
+    t_delete = rt.must("delete", cid).seconds
+    rt.remove(cid)
+    return t_create, t_start, t_delete
+
+
+def bench_seccomp(rts: list[Runtime], b: Bundles, s: Settings) -> list[Row]:
+    """run and the cycle again, under podman's default seccomp profile (what
+    real containers get; the runtime compiles it on every create)."""
+    rows = [
+        Row("seccomp_run", "run /bin/true, podman's seccomp profile", "ms"),
+        Row("seccomp_cycle", "create + start + delete, podman's seccomp profile", "ms"),
+    ]
+    if "seccomp" not in b:
+        for r in rows:
+            r.na = {rt.name: "no /usr/share/containers/seccomp.json (containers-common)"
+                    for rt in rts}
+        return rows
+
+    def one(rt: Runtime) -> dict[str, float]:
+        return {"seccomp_run": _run(rt, b["seccomp"]) * MS,
+                "seccomp_cycle": sum(_cycle(rt, b["seccomp"])) * MS}
 
     _interleave(rts, s.reps, rows, one)
     return rows
@@ -168,7 +197,7 @@ def bench_sequential(rts: list[Runtime], b: Bundles, s: Settings) -> list[Row]:
     rows = [Row("sequential", f"{s.seq_n} sequential runs (total)", "s")]
 
     def one(rt: Runtime) -> dict[str, float]:
-        return {"sequential": sum(_run_true(rt, b) for _ in range(s.seq_n))}
+        return {"sequential": sum(_run(rt, b["true"]) for _ in range(s.seq_n))}
 
     _interleave(rts, s.batch_reps, rows, one)
     return rows
@@ -305,4 +334,5 @@ BENCHES: dict[str, Callable[[list[Runtime], Bundles, Settings], list[Row]]] = {
     "list": bench_list,
     "kill": bench_kill,
     "exec": bench_exec,
+    "seccomp": bench_seccomp,
 }
