@@ -20,7 +20,7 @@ import sys
 
 from pyrunc import sync
 from pyrunc.init import cgjoin
-from pyrunc.init.plan import Plan, receive
+from pyrunc.init.plan import Plan, memfd_read, receive
 from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -253,10 +253,12 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
                     os.close(listener)
                 seccomp_cfg = None
         sync.send(sock, {"type": "ready"})
-        msg, _ = sync.recv(sock)  # the parent closes its end once state.json is written
+        msg, fds = sync.recv(sock)  # the parent closes its end once state.json is written
         sock.close()
         if not msg.get("eof") and msg.get("type") != "created":
             os._exit(1)
+        # the filter below, compiled by the parent meanwhile (pyrunc.launch)
+        program = memfd_read(fds[0]) if fds else None
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)
     failed: BaseException | None = None
@@ -265,11 +267,12 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         # before the fifo too), and after our last socket message: the filter
         # then has to allow only what runc's does (the fifo, hooks, execve).
         if seccomp_cfg and not proc.get("noNewPrivileges"):
-            seccomp.install(seccomp_cfg)  # needs CAP_SYS_ADMIN, which the next step drops
+            # needs CAP_SYS_ADMIN, which the next step drops
+            seccomp.install(seccomp_cfg, program)
             seccomp_cfg = None
         process.apply_user_and_caps(proc, sets)
         if seccomp_cfg:
-            seccomp.install(seccomp_cfg)  # under no_new_privs: after the caps
+            seccomp.install(seccomp_cfg, program)  # under no_new_privs: after the caps
     except BaseException as e:  # noqa: BLE001
         failed = e  # told to `start` through the fifo, below
     try:

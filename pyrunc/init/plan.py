@@ -26,29 +26,39 @@ _FIELDS = ("cid", "cfg", "rootfs", "fifo", "no_pivot", "no_new_keyring", "keep_f
 _EXEC_FIELDS = ("pid", "cfg", "proc", "keep_fds", "src", "cgroup_tasks", "rootless")
 
 
-def _to_wire(obj: object, fields: tuple[str, ...], fds: list[int]) -> tuple[int, list[int]]:
-    """A memfd holding obj's fields as JSON, and the fds to send with it
-    (memfd first; -1 stands for an fd the plan does not have)."""
-    doc = {name: getattr(obj, name) for name in fields}
-    memfd = os.memfd_create("pyrunc-plan", os.MFD_CLOEXEC)
-    data = fastjson.dumps(doc, compact=True).encode()
+def memfd_with(name: str, data: bytes) -> int:
+    """A memfd holding data, to send (its size is not bound by a socket packet's)."""
+    memfd = os.memfd_create(name, os.MFD_CLOEXEC)
     view = memoryview(data)
     while view:
         view = view[os.write(memfd, view):]
-    return memfd, fds
+    return memfd
 
 
-def _from_wire(fds: list[int], present: list[bool]) -> tuple[dict[str, Any], list[int]]:
-    """fds as received (the memfd, then those `present` marks as sent): the
-    JSON fields, and every fd of the plan in order (-1: not sent)."""
-    memfd, rest = fds[0], iter(fds[1:])
+def memfd_read(memfd: int) -> bytes:
+    """All of a received memfd_with(), which it closes."""
     chunks = []
     offset = 0
     while chunk := os.pread(memfd, 1 << 16, offset):
         chunks.append(chunk)
         offset += len(chunk)
     os.close(memfd)
-    return fastjson.loads(b"".join(chunks).decode()), [next(rest) if p else -1 for p in present]
+    return b"".join(chunks)
+
+
+def _to_wire(obj: object, fields: tuple[str, ...], fds: list[int]) -> tuple[int, list[int]]:
+    """A memfd holding obj's fields as JSON, and the fds to send with it
+    (memfd first; -1 stands for an fd the plan does not have)."""
+    doc = {name: getattr(obj, name) for name in fields}
+    return memfd_with("pyrunc-plan", fastjson.dumps(doc, compact=True).encode()), fds
+
+
+def _from_wire(fds: list[int], present: list[bool]) -> tuple[dict[str, Any], list[int]]:
+    """fds as received (the memfd, then those `present` marks as sent): the
+    JSON fields, and every fd of the plan in order (-1: not sent)."""
+    doc = fastjson.loads(memfd_read(fds[0]).decode())
+    rest = iter(fds[1:])
+    return doc, [next(rest) if p else -1 for p in present]
 
 
 class _CgroupJoin:

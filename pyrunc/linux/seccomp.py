@@ -487,14 +487,15 @@ def install_flags(cfg: dict[str, Any]) -> int:
     return flags
 
 
-def install(cfg: dict[str, Any]) -> int | None:
+def install(cfg: dict[str, Any], program: bytes | None = None) -> int | None:
     """Load the filter into the calling thread; return the notify listener fd or None.
+    `program`: compile_filter(cfg), if the caller has it already.
 
     prctl(PR_SET_NO_NEW_PRIVS) is the caller's job (or have CAP_SYS_ADMIN). Must be
     the last thing before execve: afterwards every syscall is filtered.
     """
-    p = _parse(cfg)
-    program = _compile(p, native_arch())
+    if program is None:
+        program = compile_filter(cfg)
     flags = install_flags(cfg)
     try:
         try:
