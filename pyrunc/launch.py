@@ -6,9 +6,10 @@ and the exit status. The child side lives in pyrunc.init."""
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see pyrunc.posixfs
 import time
 
+from pyrunc import posixfs
 from pyrunc.container import Container, _force_delete, _poststop
 from pyrunc.errors import PyruncError
 from pyrunc.state import Root, State, oci_state, proc_start_time
@@ -46,19 +47,20 @@ def _now_rfc3339() -> str:
 def _listen_fds() -> int:
     """Socket-activation fds handed to us (systemd's LISTEN_FDS), passed on like runc."""
     try:
-        if int(os.environ.get("LISTEN_PID", "0")) == os.getpid():
-            return int(os.environ.get("LISTEN_FDS", "0"))
+        if int(posix.environ.get(b"LISTEN_PID", b"0")) == posix.getpid():
+            return int(posix.environ.get(b"LISTEN_FDS", b"0"))
     except ValueError:
         pass
     return 0
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}")
+    path = posixfs.abspath(path)
+    head, _, name = path.rpartition("/")
+    tmp = f"{head}/.{name}"
     with open(tmp, "w") as f:
         f.write(str(pid))
-    os.rename(tmp, path)
+    posix.rename(tmp, path)
 
 
 def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
@@ -70,13 +72,13 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
     from pyrunc.init.plan import Plan, memfd_with
 
     psock = s1.sock
-    bundle = os.path.abspath(opts.bundle)
+    bundle = posixfs.abspath(opts.bundle)
     try:
-        os.chdir(bundle)
+        posix.chdir(bundle)
     except OSError as e:
         raise PyruncError(f"chdir {opts.bundle}: {(e.strerror or str(e)).lower()}") from None
     cfg = spec.load_config(bundle)
-    rootfs = os.path.normpath(os.path.join(bundle, cfg["root"]["path"]))
+    rootfs = posixfs.normpath(posixfs.join(bundle, cfg["root"]["path"]))
     proc = cfg["process"]
     if proc.get("terminal") and console is None and not opts.console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
@@ -95,7 +97,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
     cdir = root.make(cid)
     st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now_rfc3339(),
                annotations=cfg.get("annotations", {}), config=cfg,
-               creator_pid=os.getpid())
+               creator_pid=posix.getpid())
     mgr = None
     init_pid = 0
     try:
@@ -107,10 +109,10 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
         mgr.set(linux.get("resources", {}))
         if rdt is not None:
             st.extra["intelRdt"] = rdt.setup(linux["intelRdt"], cid)
-        os.mkfifo(cdir.fifo, 0o622)
-        os.chmod(cdir.fifo, 0o622)  # not narrowed by our umask
+        posix.mkfifo(cdir.fifo, 0o622)
+        posix.chmod(cdir.fifo, 0o622)  # not narrowed by our umask
         # init opens it as the container's root, which may be another host uid
-        os.chown(cdir.fifo, _host_id(linux.get("uidMappings"), 0),
+        posix.chown(cdir.fifo, _host_id(linux.get("uidMappings"), 0),
                  _host_id(linux.get("gidMappings"), 0))
         if opts.console_socket and console is None:
             import socket
@@ -123,7 +125,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
                                   f"{e.strerror}") from None
         listen = _listen_fds()
         hooks = cfg.get("hooks", {})
-        plan = Plan(cid=cid, cfg=cfg, rootfs=os.path.realpath(rootfs), fifo=cdir.fifo,
+        plan = Plan(cid=cid, cfg=cfg, rootfs=posixfs.realpath(rootfs), fifo=cdir.fifo,
                     no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                     console=console, keep_fds=listen + opts.preserve_fds,
                     sync_hooks=any(hooks.get(k) for k in (
@@ -132,14 +134,14 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
             plan.extra_env = {"LISTEN_FDS": str(listen), "LISTEN_PID": "1"}
         # Opened here: init may not be able to walk to --root once in its
         # user namespace; it reopens this fd through /proc/self/fd.
-        plan.fifo_fd = os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
+        plan.fifo_fd = posix.open(cdir.fifo, posix.O_PATH | posix.O_CLOEXEC)
         parent_joins = _plan_cgroup_join(plan, mgr, linux)
         try:
             s1.send_plan(plan)
         finally:
             for fd in (plan.fifo_fd, plan.cgroup_v2_fd):
                 if fd >= 0:
-                    os.close(fd)
+                    posix.close(fd)
             if console is not None:
                 console.close()
         # First written now, while stage 1 works (a write is a file and a
@@ -220,7 +222,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
             try:
                 sync.send(psock, {"type": "created"}, [memfd])
             finally:
-                os.close(memfd)
+                posix.close(memfd)
         psock.close()
     except BaseException as e:
         from pyrunc.hooks import HookError
@@ -275,12 +277,12 @@ def _plan_cgroup_join(plan: Plan, mgr: Manager, linux: dict[str, Any]) -> bool:
 def _exit_description(pid: int) -> str:
     """How a child we are about to give up on ended (reaped here)."""
     try:
-        _, status = os.waitpid(pid, 0)
+        _, status = posix.waitpid(pid, 0)
     except ChildProcessError:
         return "already reaped"
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.WEXITSTATUS(status)}"
+    if posix.WIFSIGNALED(status):
+        return f"killed by signal {posix.WTERMSIG(status)}"
+    return f"exit status {posix.WEXITSTATUS(status)}"
 
 
 def _host_id(maps: list[dict[str, int]] | None, cid: int) -> int:
@@ -311,17 +313,17 @@ def wait_exit(pid: int) -> int:
     """Wait for our child (or reparented orphan) pid; return its shell-style status."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = posix.waitpid(pid, 0)
         except ChildProcessError:
             return 255
         except OSError as e:
             if e.errno == errno.EINTR:
                 continue
             raise
-        if os.WIFEXITED(status):
-            return os.WEXITSTATUS(status)
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
+        if posix.WIFEXITED(status):
+            return posix.WEXITSTATUS(status)
+        if posix.WIFSIGNALED(status):
+            return 128 + posix.WTERMSIG(status)
 
 
 def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
@@ -398,7 +400,7 @@ def _forward_signals(pid: int) -> None:
 
     def handler(sig: int, _frame: object) -> None:
         try:
-            os.kill(pid, sig)
+            posix.kill(pid, sig)
         except ProcessLookupError:
             pass
     for s in forwarded:

@@ -1,21 +1,23 @@
-"""The few os.path checks the one-shot commands need, on posix alone.
+"""The few os.path functions pyrunc's parent side needs, on posix alone.
 
-`state`, `start`, `kill` and `delete` each start a fresh interpreter, and
-`import os` costs ~1 ms of it (os imports _collections_abc): a tenth of such
-a command. So the modules they load (cli, log, state, container and
-cgroups) use posix, the C module os wraps, and these helpers instead of
-os.path. The create and exec paths import os freely."""
+Every command starts a fresh interpreter, and `import os` costs ~1 ms of it
+(os imports _collections_abc): a tenth of `state`, `start`, `kill` or
+`delete`, and on create's critical path (the parent's, while stage 1 waits
+for the plan). So the modules they load use posix, the C module os wraps,
+and these helpers instead of os.path. The child side (pyrunc.init) imports
+os: it has the time."""
 
 import posix
 
 _S_IFMT = 0o170000
 _S_IFDIR = 0o040000
 _S_IFREG = 0o100000
+_S_IFLNK = 0o120000
 
 
-def _mode(path: str) -> int:
+def _mode(path: str, follow: bool = True) -> int:
     try:
-        return posix.stat(path).st_mode & _S_IFMT
+        return (posix.stat if follow else posix.lstat)(path).st_mode & _S_IFMT
     except (OSError, ValueError):  # what os.path.exists also treats as "no"
         return 0
 
@@ -32,15 +34,67 @@ def isfile(path: str) -> bool:
     return _mode(path) == _S_IFREG
 
 
-def abspath(path: str) -> str:
-    """os.path.abspath: absolute and normalised (no ".", "..", "//")."""
-    if not path.startswith("/"):
-        path = f"{posix.getcwd()}/{path}"
+def islink(path: str) -> bool:
+    return _mode(path, follow=False) == _S_IFLNK
+
+
+def makedirs(path: str, mode: int = 0o777) -> None:
+    """os.makedirs(path, mode, exist_ok=True): missing parents get 0o777 (and
+    the umask), as there."""
+    try:
+        posix.mkdir(path, mode)
+    except FileExistsError:
+        if not isdir(path):
+            raise
+    except FileNotFoundError:
+        head = path.rstrip("/").rpartition("/")[0]
+        if not head:
+            raise
+        makedirs(head)
+        makedirs(path, mode)
+
+
+def join(a: str, *parts: str) -> str:
+    """os.path.join: an absolute part starts over."""
+    path = a
+    for p in parts:
+        if p.startswith("/") or not path:
+            path = p
+        else:
+            path = path + p if path.endswith("/") else f"{path}/{p}"
+    return path
+
+
+def normpath(path: str) -> str:
+    """os.path.normpath (a leading "//" becomes "/" too)."""
+    absolute = path.startswith("/")
     parts: list[str] = []
     for p in path.split("/"):
-        if p == "..":
-            if parts:
-                parts.pop()
-        elif p and p != ".":
+        if p in ("", "."):
+            continue
+        if p != ".." or (not absolute and (not parts or parts[-1] == "..")):
             parts.append(p)
-    return "/" + "/".join(parts)
+        elif parts:
+            parts.pop()
+    out = "/".join(parts)
+    return "/" + out if absolute else out or "."
+
+
+def abspath(path: str) -> str:
+    """os.path.abspath: absolute and normalised."""
+    return normpath(path if path.startswith("/") else f"{posix.getcwd()}/{path}")
+
+
+def realpath(path: str) -> str:
+    """os.path.realpath of a path that exists, as the kernel resolved it;
+    else abspath (the caller reports it missing)."""
+    try:
+        fd = posix.open(path, posix.O_PATH | posix.O_CLOEXEC)
+    except (OSError, ValueError):
+        return abspath(path)
+    try:
+        return posix.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc
+        return abspath(path)
+    finally:
+        posix.close(fd)

@@ -107,12 +107,10 @@ class Root:
     def make(self, cid: str) -> ContainerDir:
         """Claim a new container directory; fails if the id is in use."""
         validate_id(cid)
-        import os  # create's path imports os anyway
-
-        os.makedirs(self.path, mode=0o711, exist_ok=True)
+        posixfs.makedirs(self.path, 0o711)
         d = self.dir(cid)
         try:
-            os.mkdir(d, 0o711)
+            posix.mkdir(d, 0o711)
         except FileExistsError:
             raise PyruncError(f"container with id exists: {cid}") from None
         cdir = ContainerDir(d)

@@ -8,8 +8,8 @@ the caller's own cgroup in each hierarchy. Only the directories created here
 are ever removed. Stdlib only, nothing heavy at import time (not even contextlib: `state` pays
 for every import here): the resource code lives in v1.py and v2.py (fs.py:
 file helpers, stats.py: the shape of `events --stats`), imported when used.
-Likewise posix, not os, at module level (see pyrunc.posixfs): only what
-create and ps use imports os."""
+Likewise posix, not os (see pyrunc.posixfs): only walking for pids (kill
+--all, ps, a busy delete) imports os."""
 
 from __future__ import annotations
 
@@ -58,27 +58,21 @@ def _own_cgroups() -> dict[str, str]:
 
 def resolve_path(cgroups_path: str | None, container_id: str, own: str) -> str:
     # runc 1.1 cgroupfs: unset -> Name=id, relative to the caller's cgroup (from memory; verify).
-    import os
-
     p = cgroups_path or container_id
-    if p.startswith("/"):
-        return os.path.normpath(p)
-    return os.path.normpath(os.path.join(own, p))
+    return posixfs.normpath(posixfs.join(own, p))
 
 
 def _init_cpuset(d: str) -> None:
     # A new v1 cpuset cgroup starts with empty cpus/mems and refuses tasks (ENOSPC);
     # like runc, copy the parent's values down.
-    import os
-
     for name in ("cpuset.cpus", "cpuset.mems"):
-        f = os.path.join(d, name)
-        if not os.path.exists(f):
+        f = f"{d}/{name}"
+        if not posixfs.exists(f):
             continue
         with open(f) as fh:
             if fh.read().strip():
                 continue
-        with open(os.path.join(os.path.dirname(d), name)) as src, open(f, "w") as dst:
+        with open(f"{d.rpartition('/')[0]}/{name}") as src, open(f, "w") as dst:
             dst.write(src.read().strip())
 
 
@@ -108,18 +102,16 @@ class Manager:
         return None
 
     def create(self, rootless: bool | None = None) -> None:
-        import os
-
         rootless = self.rootless if rootless is None else rootless
         for key, d in self.dirs.items():
             missing = []
             p = d
-            while not os.path.isdir(p):
+            while not posixfs.isdir(p):
                 missing.append(p)
-                p = os.path.dirname(p)
+                p = p.rpartition("/")[0] or "/"
             for m in reversed(missing):
                 try:
-                    os.mkdir(m)
+                    posix.mkdir(m)
                 except FileExistsError:
                     continue
                 except PermissionError:
@@ -295,8 +287,6 @@ def open_manager(cgroups_path: str | None, container_id: str, *, rootless: bool 
     if cgroups_path and ":" in cgroups_path and not cgroups_path.startswith("/"):
         raise PyruncError(f"config.json: linux.cgroupsPath: {cgroups_path!r} is a systemd "
                           "slice:prefix:name path, and the systemd driver is not supported yet")
-    import os
-
     mounts = _mount_types(root)
     own = _own_cgroups()
     dirs: dict[str, str] = {}
@@ -305,14 +295,14 @@ def open_manager(cgroups_path: str | None, container_id: str, *, rootless: bool 
         if fstype == "cgroup2":
             v2_mount = mnt
             rel = resolve_path(cgroups_path, container_id, own.get("", "/"))
-            dirs[""] = os.path.join(mnt, rel.lstrip("/"))
+            dirs[""] = posixfs.join(mnt, rel.lstrip("/"))
             continue
         ctrls = [o for o in opts.split(",") if o in own]
-        if not ctrls or os.path.islink(mnt):
+        if not ctrls or posixfs.islink(mnt):
             continue
-        name = os.path.basename(mnt)
+        name = mnt.rpartition("/")[2]
         rel = resolve_path(cgroups_path, container_id, own[ctrls[0]])
-        dirs[name] = os.path.join(mnt, rel.lstrip("/"))
+        dirs[name] = posixfs.join(mnt, rel.lstrip("/"))
     if not dirs:
         raise PyruncError(f"no cgroup filesystem mounted under {root}")
     return Manager(dirs, rootless=rootless, mount=v2_mount if list(dirs) == [""] else "")

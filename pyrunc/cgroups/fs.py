@@ -7,7 +7,7 @@ plain file behind in a fake or real cgroup directory."""
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see pyrunc.posixfs
 
 from pyrunc.errors import PyruncError
 
@@ -20,11 +20,11 @@ MAX_U64 = (1 << 64) - 1
 
 def write_raw(d: str, name: str, value: str) -> None:
     """One write(2) of value to d/name; OSError as the kernel returns it."""
-    fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    fd = posix.open(f"{d}/{name}", posix.O_WRONLY | posix.O_TRUNC | posix.O_CLOEXEC)
     try:
-        os.write(fd, value.encode())
+        posix.write(fd, value.encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def write(d: str, name: str, value: Any, field: str, rootless: bool = False) -> None:
@@ -62,7 +62,7 @@ def write_hugetlb(d: str, limits: list[dict[str, Any]], rootless: bool, limit: s
 
 def read(d: str, name: str) -> str | None:
     try:
-        with open(os.path.join(d, name)) as f:
+        with open(f"{d}/{name}") as f:
             return f.read()
     except OSError:
         return None
@@ -103,7 +103,7 @@ def hugepage_sizes(base: str = "/sys/kernel/mm/hugepages") -> list[str]:
     """The host's huge page sizes as cgroup file names spell them (2MB, 1GB)."""
     out: list[str] = []
     try:
-        names = sorted(os.listdir(base))
+        names = sorted(posix.listdir(base))
     except OSError:
         return out
     for n in names:

@@ -5,8 +5,9 @@ on the unified hierarchy, where it is set the v2 way."""
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see pyrunc.posixfs
 
+from pyrunc import posixfs
 from pyrunc.cgroups import DEFAULT_DEVICE_RULES, fs
 from pyrunc.errors import PyruncError
 
@@ -116,7 +117,7 @@ def _set_memory(mgr: Manager, w: _Writer, mem: dict[str, Any]) -> None:
 def _set_memory_and_swap(w: _Writer, d: str, limit: int, swap: int) -> None:
     """memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes: write
     them in the order that keeps that true (runc's setMemoryAndSwap)."""
-    if limit == -1 and not swap and os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes")):
+    if limit == -1 and not swap and posixfs.exists(f"{d}/memory.memsw.limit_in_bytes"):
         swap = -1  # unlimited memory, no word on swap: unlimited swap too
     order = ["memory", "swap"]
     if limit and swap:
@@ -179,7 +180,7 @@ def _set_blkio(w: _Writer, bio: dict[str, Any]) -> None:
         return
     d = w.dir("blkio", "blockIO")
     # CFQ's names when they exist, else BFQ's (runc's detectWeightFilenames)
-    cfq = os.path.exists(os.path.join(d, "blkio.weight"))
+    cfq = posixfs.exists(f"{d}/blkio.weight")
     weight, weight_dev = (("blkio.weight", "blkio.weight_device") if cfq
                           else ("blkio.bfq.weight", "blkio.bfq.weight_device"))
     if bio.get("weight"):
@@ -236,7 +237,7 @@ def stats(mgr: Manager) -> dict[str, Any]:
         if len(f) == 3:
             pu.append(int(f[1]))
             pk.append(int(f[2]))
-    tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    tick = 1_000_000_000 // posix.sysconf("SC_CLK_TCK")
     st = fs.read_keyed(acct, "cpuacct.stat")
     thr = fs.read_keyed(at("cpu"), "cpu.stat")
     cpu = S.cpu(total=fs.read_int(acct, "cpuacct.usage") or 0, percpu=percpu,
@@ -313,7 +314,7 @@ def _blkio_stats(d: str) -> dict[str, Any]:
     from pyrunc.cgroups import stats as S  # only `events` needs it
 
     for group in _BLKIO_GROUPS:
-        if not os.path.exists(os.path.join(d, "blkio." + group[0][0])):
+        if not posixfs.exists(f"{d}/blkio.{group[0][0]}"):
             continue
         tables: dict[str, list[dict[str, Any]]] = {}
         for name, key in group:

@@ -4,7 +4,7 @@ too, with a less clear one)."""
 
 from __future__ import annotations
 
-import os
+from pyrunc import posixfs  # not os: create's parent imports this (see there)
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -18,13 +18,13 @@ class LsmError(Exception):
 def apparmor_enabled() -> bool:
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y" and os.path.isdir("/sys/kernel/security/apparmor")
+            return f.read().strip() == "Y" and posixfs.isdir("/sys/kernel/security/apparmor")
     except OSError:
         return False
 
 
 def selinux_enabled() -> bool:
-    return os.path.exists("/sys/fs/selinux/enforce")
+    return posixfs.exists("/sys/fs/selinux/enforce")
 
 
 def check(proc: dict[str, Any], linux: dict[str, Any],
@@ -46,7 +46,7 @@ def apply_on_exec(proc: dict[str, Any]) -> None:
     profile = proc.get("apparmorProfile")
     if profile and apparmor_enabled():
         path = "/proc/self/attr/apparmor/exec"
-        if not os.path.exists(path):
+        if not posixfs.exists(path):
             path = "/proc/self/attr/exec"
         with open(path, "w") as f:
             f.write(f"exec {profile}")

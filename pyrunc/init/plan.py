@@ -8,7 +8,7 @@ config can be bigger than one socket packet)."""
 from __future__ import annotations
 
 import _socket
-import os
+import posix  # not os: create's parent imports this (pyrunc.posixfs)
 
 from pyrunc import fastjson, sync
 
@@ -28,10 +28,10 @@ _EXEC_FIELDS = ("pid", "cfg", "proc", "keep_fds", "src", "cgroup_tasks", "rootle
 
 def memfd_with(name: str, data: bytes) -> int:
     """A memfd holding data, to send (its size is not bound by a socket packet's)."""
-    memfd = os.memfd_create(name, os.MFD_CLOEXEC)
+    memfd = posix.memfd_create(name, posix.MFD_CLOEXEC)
     view = memoryview(data)
     while view:
-        view = view[os.write(memfd, view):]
+        view = view[posix.write(memfd, view):]
     return memfd
 
 
@@ -39,10 +39,10 @@ def memfd_read(memfd: int) -> bytes:
     """All of a received memfd_with(), which it closes."""
     chunks = []
     offset = 0
-    while chunk := os.pread(memfd, 1 << 16, offset):
+    while chunk := posix.pread(memfd, 1 << 16, offset):
         chunks.append(chunk)
         offset += len(chunk)
-    os.close(memfd)
+    posix.close(memfd)
     return b"".join(chunks)
 
 
@@ -81,7 +81,8 @@ class _CgroupJoin:
         unified = mgr.dirs.get("")
         if unified is not None:
             try:
-                self.cgroup_v2_fd = os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                self.cgroup_v2_fd = posix.open(unified, posix.O_PATH | posix.O_DIRECTORY
+                                               | posix.O_CLOEXEC)
             except OSError:
                 return False
         self.cgroup_tasks = mgr.self_join_files()
@@ -161,5 +162,5 @@ def receive(sock: _socket.socket, cls: type[P], caller_cpus: set[int]) -> P | No
     msg, fds = sync.recv(sock)
     if msg.get("type") != "plan":
         return None
-    os.sched_setaffinity(0, caller_cpus)
+    posix.sched_setaffinity(0, caller_cpus)
     return cls.from_wire(fds, msg["present"])

@@ -40,7 +40,7 @@ syscall tables for other host arches (aarch64 hosts get a ConfigError).
 from __future__ import annotations
 
 import errno as _errno
-import os
+import posix  # not os: create's parent imports this (pyrunc.posixfs)
 import struct
 
 from pyrunc.errors import ConfigError, PyruncError
@@ -444,7 +444,7 @@ def _compile(p: _Parsed, arch: str) -> bytes:
 
 
 def native_arch() -> str:
-    return os.uname().machine
+    return posix.uname().machine
 
 
 def compile_filter(cfg: dict[str, Any], arch: str | None = None) -> bytes:
@@ -470,7 +470,7 @@ def _seccomp(flags: int, program: bytes) -> int:
     if rc < 0:
         err = cdata.get_errno()
         raise OSError(err, f"seccomp(SECCOMP_SET_MODE_FILTER, flags={flags:#x}): "
-                           f"{os.strerror(err)}")
+                           f"{posix.strerror(err)}")
     return int(rc)
 
 

@@ -6,8 +6,6 @@ document. Keep this module light: create imports it on every run."""
 
 from __future__ import annotations
 
-import os
-
 from pyrunc.errors import ConfigError
 
 TYPE_CHECKING = False
@@ -42,7 +40,7 @@ def read_json(path: str, source: str, missing: str) -> Any:
 def load_config(bundle: str) -> dict[str, Any]:
     """`<bundle>/config.json`, parsed, schema-validated and checked against
     the bundle; any problem is a one-line ConfigError."""
-    cfg = read_json(os.path.join(bundle, "config.json"), "config.json",
+    cfg = read_json(f"{bundle}/config.json", "config.json",
                      f"no such file in bundle {bundle}")
     validate_config(cfg)
     check_semantics(cfg, bundle)

@@ -4,9 +4,10 @@ naming the field. (args[0] is looked up inside the rootfs by create.)"""
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see pyrunc.posixfs
 import stat
 
+from pyrunc import posixfs
 from pyrunc.errors import ConfigError
 
 TYPE_CHECKING = False
@@ -21,9 +22,9 @@ def _fail(path: str, message: str) -> ConfigError:
 
 
 def _rootfs(cfg: dict[str, Any], bundle: str) -> None:
-    rootfs = os.path.join(bundle, cfg["root"]["path"])  # an absolute root.path stays as is
+    rootfs = posixfs.join(bundle, cfg["root"]["path"])  # an absolute root.path stays as is
     try:
-        st = os.stat(rootfs)
+        st = posix.stat(rootfs)
     except OSError as e:
         raise _fail("root.path", f"rootfs {rootfs}: {(e.strerror or str(e)).lower()}") from None
     if not stat.S_ISDIR(st.st_mode):

@@ -56,3 +56,42 @@ def test_kind_checks_are_os_paths(tmp_path: Path) -> None:
         assert (posixfs.exists(p), posixfs.isdir(p), posixfs.isfile(p)) == \
             (os.path.exists(p), os.path.isdir(p), os.path.isfile(p)), name
     assert not posixfs.exists("bad\0path")  # ValueError, as os.path.exists
+
+
+def test_create_parent_path_stays_off_os(tmp_path: Path) -> None:
+    """What create's parent imports, up to sending the plan, does without os
+    (stage 1 waits for that plan; pyrunc.posixfs says why)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import pyrunc.__main__, pyrunc.early, pyrunc.cli, pyrunc.launch\n"
+        "from pyrunc import cgroups, spec, sync\n"
+        "from pyrunc.cgroups import fs, v1  # Manager.set\n"
+        "from pyrunc.init import lsm, plan, sysctl\n"
+        "from pyrunc.linux import seccomp\n"
+        "cfg = spec.load_config(sys.argv[2])\n"
+        "seccomp.compile_filter({'defaultAction': 'SCMP_ACT_ERRNO', 'syscalls': [\n"
+        "    {'names': ['read'], 'action': 'SCMP_ACT_ALLOW'}]})\n"
+        "cgroups.open_manager(None, 'x')\n"
+        "from pyrunc.state import Root; Root(sys.argv[3]).make('c').remove()\n"
+        "print(' '.join(m for m in ('os', 'posixpath', '_collections_abc') if m in sys.modules))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(repo),
+                          str(repo / "bundles" / "busybox"), str(tmp_path / "root")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == []
+
+
+def test_makedirs_is_os_makedirs(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "c"
+    posixfs.makedirs(str(target) + "/", 0o711)
+    assert target.is_dir() and (target.stat().st_mode & 0o777) == 0o711
+    posixfs.makedirs(str(target), 0o711)  # exists: fine
+    (tmp_path / "f").write_text("")
+    with pytest.raises(FileExistsError):
+        posixfs.makedirs(str(tmp_path / "f"))
+    with pytest.raises(NotADirectoryError):
+        posixfs.makedirs(str(tmp_path / "f" / "x"))
