@@ -32,13 +32,46 @@ def write(d: str, name: str, value: Any, field: str, rootless: bool = False) -> 
     try:
         write_raw(d, name, str(value))
     except OSError as e:
-        if rootless and e.errno in (errno.EACCES, errno.EPERM):
-            return  # rootless without a delegated cgroup: like runc, go on
-        why = e.strerror
-        if e.errno == errno.ENOENT:
-            why = "no such control file (not offered by this kernel or controller)"
-        raise PyruncError(f"linux.resources.{field}: cannot write {str(value)!r} "
-                          f"to {name}: {why}") from None
+        _failed(e, name, value, field, rootless)
+
+
+def _failed(e: OSError, name: str, value: Any, field: str, rootless: bool) -> None:
+    if rootless and e.errno in (errno.EACCES, errno.EPERM):
+        return  # rootless without a delegated cgroup: like runc, go on
+    why = e.strerror
+    if e.errno == errno.ENOENT:
+        why = "no such control file (not offered by this kernel or controller)"
+    raise PyruncError(f"linux.resources.{field}: cannot write {str(value)!r} "
+                      f"to {name}: {why}") from None
+
+
+class Batch:
+    """write() for a run of values to a few files of one directory, each file
+    opened once: the kernel takes each write(2) as one value (a v1 devices
+    rule), and ~13 rules per create made ~13 opens. A context manager."""
+
+    def __init__(self, d: str, rootless: bool = False) -> None:
+        self.d = d
+        self.rootless = rootless
+        self._fds: dict[str, int] = {}
+
+    def __call__(self, name: str, value: Any, field: str) -> None:
+        try:
+            fd = self._fds.get(name)
+            if fd is None:
+                fd = posix.open(f"{self.d}/{name}", posix.O_WRONLY | posix.O_CLOEXEC)
+                self._fds[name] = fd
+            posix.write(fd, str(value).encode())
+        except OSError as e:
+            _failed(e, name, value, field, self.rootless)
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for fd in self._fds.values():
+            posix.close(fd)
+        self._fds.clear()
 
 
 def write_hugetlb(d: str, limits: list[dict[str, Any]], rootless: bool, limit: str,

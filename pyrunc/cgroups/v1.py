@@ -71,18 +71,19 @@ def _set_devices(mgr: Manager, w: _Writer, rules: list[dict[str, Any]]) -> None:
 
             apply_device_rules(mgr.dirs[""], rules)
             return
-        w.dir("devices", "devices")
+    d = w.dir("devices", "devices")
     try:
-        w("devices", "devices.deny", "a", "devices")
-        for i, r in enumerate(rules):
-            kind = r.get("type", "a")
-            major = "*" if r.get("major", -1) in (None, -1) else r["major"]
-            minor = "*" if r.get("minor", -1) in (None, -1) else r["minor"]
-            rule = "a" if kind == "a" else f"{kind} {major}:{minor} {r.get('access', 'rwm')}"
-            w("devices", "devices.allow" if r.get("allow") else "devices.deny", rule,
-              f"devices[{i}]")
-        for rule in DEFAULT_DEVICE_RULES:
-            w("devices", "devices.allow", rule, "devices")
+        with fs.Batch(d, mgr.rootless) as write:
+            write("devices.deny", "a", "devices")
+            for i, r in enumerate(rules):
+                kind = r.get("type", "a")
+                major = "*" if r.get("major", -1) in (None, -1) else r["major"]
+                minor = "*" if r.get("minor", -1) in (None, -1) else r["minor"]
+                rule = "a" if kind == "a" else f"{kind} {major}:{minor} {r.get('access', 'rwm')}"
+                write("devices.allow" if r.get("allow") else "devices.deny", rule,
+                      f"devices[{i}]")
+            for rule in DEFAULT_DEVICE_RULES:
+                write("devices.allow", rule, "devices")
     except PyruncError:
         if not mgr.rootless:  # rootless: device rules are not expected to work (runc)
             raise
