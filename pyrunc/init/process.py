@@ -4,7 +4,6 @@ environment, rlimits, user and groups, capabilities, no_new_privs, fds."""
 from __future__ import annotations
 
 import os
-import resource
 import stat
 
 from pyrunc.linux import caps as C
@@ -73,15 +72,11 @@ def set_oom_score_adj(value: int, src: str = "config.json: process.") -> None:
         raise ProcessError(f"{src}oomScoreAdj: cannot set {value}: {e.strerror}") from None
 
 
-RLIMITS = {
-    "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
-    "RLIMIT_DATA": resource.RLIMIT_DATA, "RLIMIT_STACK": resource.RLIMIT_STACK,
-    "RLIMIT_CORE": resource.RLIMIT_CORE, "RLIMIT_RSS": resource.RLIMIT_RSS,
-    "RLIMIT_NPROC": resource.RLIMIT_NPROC, "RLIMIT_NOFILE": resource.RLIMIT_NOFILE,
-    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK, "RLIMIT_AS": resource.RLIMIT_AS,
-    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
-    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
-}
+# asm-generic/resource.h: the numbers on x86_64 and aarch64 alike
+RLIMITS = {name: n for n, name in enumerate((
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
 
 
 def set_rlimits(rlimits: list[dict[str, Any]]) -> None:
@@ -91,10 +86,10 @@ def set_rlimits(rlimits: list[dict[str, Any]]) -> None:
             raise ProcessError(f"config.json: process.rlimits[{i}].type: unknown rlimit "
                                f"{rl['type']!r}")
         try:
-            resource.setrlimit(res, (rl["soft"], rl["hard"]))
-        except (ValueError, OSError) as e:
+            L.setrlimit(res, rl["soft"], rl["hard"])
+        except OSError as e:
             raise ProcessError(f"config.json: process.rlimits[{i}]: cannot set {rl['type']} to "
-                               f"soft={rl['soft']} hard={rl['hard']}: {e}") from None
+                               f"soft={rl['soft']} hard={rl['hard']}: {e.strerror}") from None
 
 
 def cap_sets(capabilities: dict[str, list[str]] | None) -> dict[str, set[int]]:

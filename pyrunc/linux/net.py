@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import _socket
 import fcntl
-import struct
+import sys
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -15,10 +15,18 @@ IFF_UP = 0x1
 def link_up(name: str = "lo") -> None:
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)  # _socket: no enum import
     try:
-        req = struct.pack("16sH22x", name.encode(), 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        flags = _ifreq_flags(fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, _ifreq(name, 0)))
         if not flags & IFF_UP:
-            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", name.encode(),
-                                                              flags | IFF_UP))
+            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _ifreq(name, flags | IFF_UP))
     finally:
         s.close()
+
+
+# struct ifreq for the flags ioctls: ifr_name[16], short ifr_flags, padding to
+# 40 bytes. Built by hand: `struct` is one more import on init's path.
+def _ifreq(name: str, flags: int) -> bytes:
+    return name.encode().ljust(16, b"\0") + flags.to_bytes(2, sys.byteorder) + bytes(22)
+
+
+def _ifreq_flags(req: bytes) -> int:
+    return int.from_bytes(req[16:18], sys.byteorder)
