@@ -1,7 +1,7 @@
 """The console script (and `python -m pyrunc`). For create, run and exec it
 forks the command's early child (pyrunc.early) before anything else is
 imported, then hands over to pyrunc.cli. Every command imports this module:
-it stays small, and imports nothing."""
+it stays small, and imports nothing but sys."""
 
 import sys
 
