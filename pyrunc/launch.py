@@ -69,7 +69,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
     closes it). It imports init's modules while we read the config and make
     the cgroups, then waits for the plan (EOF if we fail first)."""
     from pyrunc import cgroups, spec, sync
-    from pyrunc.init.plan import Plan, memfd_with
+    from pyrunc.init.plan import Plan
 
     psock = s1.sock
     bundle = posixfs.abspath(opts.bundle)
@@ -218,7 +218,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
         if seccomp_program is None:
             sync.send(psock, {"type": "created"})
         else:
-            memfd = memfd_with("pyrunc-seccomp", seccomp_program)
+            memfd = sync.memfd_with("pyrunc-seccomp", seccomp_program)
             try:
                 sync.send(psock, {"type": "created"}, [memfd])
             finally:

@@ -36,6 +36,27 @@ def pair() -> tuple[Socket, Socket]:
     return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
 
 
+def memfd_with(name: str, data: bytes) -> int:
+    """A memfd holding data, sent alongside a message: a payload is not
+    bound by a packet's size."""
+    memfd = posix.memfd_create(name, posix.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(memfd, view):]
+    return memfd
+
+
+def memfd_read(memfd: int) -> bytes:
+    """All of a received memfd_with(), which it closes."""
+    chunks = []
+    offset = 0
+    while chunk := posix.pread(memfd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    posix.close(memfd)
+    return b"".join(chunks)
+
+
 def send(sock: Socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
     data = dumps(msg, compact=True).encode()
     if fds:

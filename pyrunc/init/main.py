@@ -20,7 +20,7 @@ import sys
 
 from pyrunc import sync
 from pyrunc.init import cgjoin
-from pyrunc.init.plan import Plan, memfd_read, receive
+from pyrunc.init.plan import Plan, receive
 from pyrunc.linux import libc as L
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -258,7 +258,7 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         if not msg.get("eof") and msg.get("type") != "created":
             os._exit(1)
         # the filter below, compiled by the parent meanwhile (pyrunc.launch)
-        program = memfd_read(fds[0]) if fds else None
+        program = sync.memfd_read(fds[0]) if fds else None
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)
     failed: BaseException | None = None

@@ -26,37 +26,17 @@ _FIELDS = ("cid", "cfg", "rootfs", "fifo", "no_pivot", "no_new_keyring", "keep_f
 _EXEC_FIELDS = ("pid", "cfg", "proc", "keep_fds", "src", "cgroup_tasks", "rootless")
 
 
-def memfd_with(name: str, data: bytes) -> int:
-    """A memfd holding data, to send (its size is not bound by a socket packet's)."""
-    memfd = posix.memfd_create(name, posix.MFD_CLOEXEC)
-    view = memoryview(data)
-    while view:
-        view = view[posix.write(memfd, view):]
-    return memfd
-
-
-def memfd_read(memfd: int) -> bytes:
-    """All of a received memfd_with(), which it closes."""
-    chunks = []
-    offset = 0
-    while chunk := posix.pread(memfd, 1 << 16, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
-    posix.close(memfd)
-    return b"".join(chunks)
-
-
 def _to_wire(obj: object, fields: tuple[str, ...], fds: list[int]) -> tuple[int, list[int]]:
     """A memfd holding obj's fields as JSON, and the fds to send with it
     (memfd first; -1 stands for an fd the plan does not have)."""
     doc = {name: getattr(obj, name) for name in fields}
-    return memfd_with("pyrunc-plan", fastjson.dumps(doc, compact=True).encode()), fds
+    return sync.memfd_with("pyrunc-plan", fastjson.dumps(doc, compact=True).encode()), fds
 
 
 def _from_wire(fds: list[int], present: list[bool]) -> tuple[dict[str, Any], list[int]]:
     """fds as received (the memfd, then those `present` marks as sent): the
     JSON fields, and every fd of the plan in order (-1: not sent)."""
-    doc = fastjson.loads(memfd_read(fds[0]).decode())
+    doc = fastjson.loads(sync.memfd_read(fds[0]).decode())
     rest = iter(fds[1:])
     return doc, [next(rest) if p else -1 for p in present]
 
