@@ -66,9 +66,8 @@ def _create_opts(args: Namespace) -> Any:
 def _early(args: Namespace, kind: str) -> EarlyChild:
     """The child pyrunc.__main__ forked for this command, else a new one:
     first thing, as it works in parallel with everything after."""
-    pending: list[EarlyChild] = args.early
-    while pending:
-        child = pending.pop()
+    if args.early:  # taken from main's list, which closes what is left in it
+        child: EarlyChild = args.early.pop()
         if child.kind == kind:
             return child
         child.close()

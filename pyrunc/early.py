@@ -91,4 +91,3 @@ def _start_elsewhere(pid: int, mask: set[int]) -> None:
         posix.sched_setaffinity(pid, mask - {cpu})
     except (OSError, ValueError, IndexError):
         pass  # only a head start is lost
-

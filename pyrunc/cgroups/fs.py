@@ -36,6 +36,8 @@ def write(d: str, name: str, value: Any, field: str, rootless: bool = False) -> 
 
 
 def _failed(e: OSError, name: str, value: Any, field: str, rootless: bool) -> None:
+    """A failed write as the user's error, naming its config field (or
+    nothing, where rootless may do without the cgroup)."""
     if rootless and e.errno in (errno.EACCES, errno.EPERM):
         return  # rootless without a delegated cgroup: like runc, go on
     why = e.strerror
