@@ -307,9 +307,9 @@ def restore(root: Root, cid: str, args: Namespace) -> int:
 
 
 def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work: str) -> State:
-    from pyrunc import cgroups, spec
+    from pyrunc import cgroups, log, spec
     from pyrunc.container import Container
-    from pyrunc.launch import _now_rfc3339, _write_pid_file
+    from pyrunc.launch import _write_pid_file
     from pyrunc.state import State, proc_start_time
 
     bundle = os.path.abspath(args.bundle)
@@ -321,7 +321,7 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
     if rootless:
         raise PyruncError("restore: cannot restore a rootless container (criu needs root)")
     cdir = root.make(cid)
-    st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now_rfc3339(),
+    st = State(id=cid, bundle=bundle, rootfs=rootfs, created=log.now_rfc3339(),
                annotations=cfg.get("annotations", {}), config=cfg, creator_pid=os.getpid())
     mgr: Manager | None = None
     criu_root = os.path.join(cdir.path, "criu-root")

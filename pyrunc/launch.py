@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import errno
 import posix  # not os: see pyrunc.posixfs
-import time
 
-from pyrunc import posixfs
+from pyrunc import log, posixfs
 from pyrunc.container import Container, _force_delete, _poststop
 from pyrunc.errors import PyruncError
 from pyrunc.state import Root, State, oci_state, proc_start_time
@@ -37,11 +36,6 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.rootless = rootless
         self.systemd_cgroup = systemd_cgroup
-
-
-def _now_rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
 def _listen_fds() -> int:
@@ -95,7 +89,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
 
         rdt = intelrdt.open_for(cfg["linux"]["intelRdt"], cid)
     cdir = root.make(cid)
-    st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now_rfc3339(),
+    st = State(id=cid, bundle=bundle, rootfs=rootfs, created=log.now_rfc3339(),
                annotations=cfg.get("annotations", {}), config=cfg,
                creator_pid=posix.getpid())
     mgr = None
@@ -329,7 +323,7 @@ def wait_exit(pid: int) -> int:
 def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
         s1: EarlyChild) -> int:
     """create + start; in the foreground, relay stdio, signals and the exit status.
-    `s1` as for Container.create."""
+    `s1` as for create()."""
     import _socket
 
     c = Container(root, cid)

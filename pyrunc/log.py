@@ -21,7 +21,8 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _state.path, _state.format, _state.debug = path or "", fmt, debug
 
 
-def _now() -> str:
+def now_rfc3339() -> str:
+    """The time with nanoseconds, as runc writes it in logs and `created`."""
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
@@ -30,9 +31,9 @@ def _line(level: str, msg: str) -> str:
     if _state.format == "json":
         from pyrunc.fastjson import dumps
 
-        return dumps({"level": level, "msg": msg, "time": _now()})
+        return dumps({"level": level, "msg": msg, "time": now_rfc3339()})
     esc = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'time="{_now()}" level={level} msg="{esc}"'
+    return f'time="{now_rfc3339()}" level={level} msg="{esc}"'
 
 
 def _write(level: str, msg: str) -> None:
