@@ -1,19 +1,21 @@
 """The console script (and `python -m pyrunc`). For create, run and exec it
 forks the command's early child (pyrunc.early) before anything else is
-imported, then hands over to pyrunc.cli. Every command imports this module:
-it stays small, and imports nothing but sys."""
+imported, then hands over to pyrunc.cli; start, state, kill and delete run
+from pyrunc.clicore, without the full command table. Every command imports
+this module: it stays small, and imports nothing but sys."""
 
 import sys
 
-# cli.GLOBAL_FLAGS that take a value (a unit test keeps the two in step).
+# clicore.GLOBAL_FLAGS that take a value (a unit test keeps the two in step).
 _VALUE_FLAGS = ("--root", "--log", "--log-format", "--rootless", "--criu")
 _KINDS = {"create": "create", "run": "create", "exec": "exec"}
+_ONESHOT = ("start", "state", "kill", "delete")  # clicore.ONESHOT
 
 
-def kind_of(argv: list[str]) -> str | None:
-    """The early child `argv` calls for, found as pyrunc.cliparse finds the
-    command (after the global flags). A wrong guess costs a fork, or the
-    head start; pyrunc.cli decides."""
+def command_of(argv: list[str]) -> str | None:
+    """The command word of `argv`, found as pyrunc.cliparse finds it (after
+    the global flags). A wrong guess costs a fork, or the head start, or a
+    detour through pyrunc.clicore: the parser decides."""
     i = 0
     while i < len(argv):
         tok = argv[i]
@@ -26,11 +28,22 @@ def kind_of(argv: list[str]) -> str | None:
         if not name.startswith("--"):
             name = "-" + name  # -root, like --root
         i += 2 if name in _VALUE_FLAGS and not eq else 1
-    return _KINDS.get(argv[i]) if i < len(argv) else None
+    return argv[i] if i < len(argv) else None
+
+
+def kind_of(argv: list[str]) -> str | None:
+    """The early child `argv` calls for."""
+    return _KINDS.get(command_of(argv) or "")
 
 
 def main() -> None:
-    kind = kind_of(sys.argv[1:])
+    argv = sys.argv[1:]
+    command = command_of(argv)
+    if command in _ONESHOT:
+        from pyrunc.clicore import main as oneshot_main
+
+        oneshot_main(argv)
+    kind = _KINDS.get(command or "")
     early = None
     if kind is not None:
         from pyrunc.early import EarlyChild

@@ -7,6 +7,7 @@ import posix  # not os: see pyrunc.posixfs
 import sys
 
 from pyrunc import OCI_VERSION, __version__, log
+from pyrunc.clicore import ABOUT, GLOBAL_FLAGS, ONESHOT, leave, root_of, run
 from pyrunc.cliparse import Command, Flag, Namespace, Parser
 from pyrunc.errors import PyruncError, UsageError
 
@@ -21,28 +22,6 @@ if TYPE_CHECKING:
 def _version_text() -> str:
     return (f"pyrunc version {__version__}\nspec: {OCI_VERSION}\n"
             f"python: {sys.version.split()[0]}\n")
-
-
-def _parse_signal(text: str) -> int:
-    import _signal  # not `signal`: its enums cost ~1.5 ms on every `kill`
-
-    t = text.strip().upper()
-    if t.isdigit():
-        n = int(t)
-        if 0 < n < _signal.NSIG:
-            return n
-    else:
-        name = t if t.startswith("SIG") else "SIG" + t
-        num = getattr(_signal, name, None) if "_" not in name else None  # not SIG_IGN etc.
-        if isinstance(num, int) and 0 < num < _signal.NSIG:
-            return num
-    raise UsageError(f"unknown signal {text!r}")
-
-
-def _root(args: Namespace) -> Any:
-    from pyrunc.state import Root
-
-    return Root(args.root)
 
 
 def _create_opts(args: Namespace) -> Any:
@@ -80,7 +59,7 @@ def cmd_create(args: Namespace) -> int:
     with _early(args, "create") as s1:
         from pyrunc.launch import create
 
-        create(_root(args), args.id, _create_opts(args), s1)
+        create(root_of(args), args.id, _create_opts(args), s1)
     return 0
 
 
@@ -88,41 +67,7 @@ def cmd_run(args: Namespace) -> int:
     with _early(args, "create") as s1:
         from pyrunc.launch import run
 
-        return run(_root(args), args.id, _create_opts(args), args.detach, args.keep, s1)
-
-
-def cmd_start(args: Namespace) -> int:
-    from pyrunc.container import Container
-
-    Container(_root(args), args.id).start()
-    return 0
-
-
-def cmd_state(args: Namespace) -> int:
-    from pyrunc.container import Container
-    from pyrunc.fastjson import dumps_indent
-
-    print(dumps_indent(Container(_root(args), args.id).state()))
-    return 0
-
-
-def cmd_kill(args: Namespace) -> int:
-    from pyrunc.container import Container
-
-    Container(_root(args), args.id).kill(_parse_signal(args.signal), args.all)
-    return 0
-
-
-def cmd_delete(args: Namespace) -> int:
-    from pyrunc.container import Container
-    from pyrunc.state import NotExist
-
-    try:
-        Container(_root(args), args.id).delete(force=args.force)
-    except NotExist:
-        if not args.force:
-            raise
-    return 0
+        return run(root_of(args), args.id, _create_opts(args), args.detach, args.keep, s1)
 
 
 def cmd_exec(args: Namespace) -> int:
@@ -142,7 +87,7 @@ def cmd_exec(args: Namespace) -> int:
             pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_new_privs=args.no_new_privs,
             apparmor=args.apparmor, process_label=args.process_label, cgroup=args.cgroup,
             ignore_paused=args.ignore_paused)
-        return exec_process(_root(args), args.id, opts, child)
+        return exec_process(root_of(args), args.id, opts, child)
 
 
 def _owner_name(path: str) -> str:
@@ -162,7 +107,7 @@ def cmd_list(args: Namespace) -> int:
     from pyrunc.container import Container
     from pyrunc.state import NotExist
 
-    root = _root(args)
+    root = root_of(args)
     rows = []
     for cid in root.ids():
         try:
@@ -218,21 +163,21 @@ def cmd_features(args: Namespace) -> int:
 def cmd_pause(args: Namespace) -> int:
     from pyrunc.cgroup_cmds import pause
 
-    pause(_root(args), args.id)
+    pause(root_of(args), args.id)
     return 0
 
 
 def cmd_resume(args: Namespace) -> int:
     from pyrunc.cgroup_cmds import resume
 
-    resume(_root(args), args.id)
+    resume(root_of(args), args.id)
     return 0
 
 
 def cmd_ps(args: Namespace) -> int:
     from pyrunc.cgroup_cmds import ps
 
-    sys.stdout.write(ps(_root(args), args.id, args.format, args.ps_args))
+    sys.stdout.write(ps(root_of(args), args.id, args.format, args.ps_args))
     return 0
 
 
@@ -255,30 +200,30 @@ def cmd_update(args: Namespace) -> int:
         raise UsageError("update: nothing to update (give --resources or a resource flag)")
     if rdt:  # first, like runc's feature check: a refusal changes nothing
         from pyrunc import intelrdt
-        intelrdt.update(_root(args), args.id, rdt)
+        intelrdt.update(root_of(args), args.id, rdt)
     if resources:
-        update(_root(args), args.id, resources)
+        update(root_of(args), args.id, resources)
     return 0
 
 
 def cmd_events(args: Namespace) -> int:
     from pyrunc.cgroup_cmds import events, parse_interval
 
-    events(_root(args), args.id, args.stats, parse_interval(args.interval))
+    events(root_of(args), args.id, args.stats, parse_interval(args.interval))
     return 0
 
 
 def cmd_checkpoint(args: Namespace) -> int:
     from pyrunc.checkpoint import checkpoint
 
-    checkpoint(_root(args), args.id, args)
+    checkpoint(root_of(args), args.id, args)
     return 0
 
 
 def cmd_restore(args: Namespace) -> int:
     from pyrunc.checkpoint import restore
 
-    return restore(_root(args), args.id, args)
+    return restore(root_of(args), args.id, args)
 
 
 def _criu_flags() -> list[Flag]:
@@ -317,13 +262,7 @@ def _commands() -> list[Command]:
         one("run", cmd_run, "create and run a container",
                 [*create_flags, Flag("-d,--detach", help="detach from the container"),
                  Flag("--keep", help="do not delete the container after it exits")]),
-        one("start", cmd_start, "executes the user defined process in a created container"),
-        one("state", cmd_state, "output the state of a container"),
-        Command("kill", cmd_kill, "send a signal (default: SIGTERM) to the container's init",
-                [Flag("-a,--all", help="send the signal to all processes in the container")],
-                args="<container-id> [signal]", min_args=1, max_args=2),
-        one("delete", cmd_delete, "delete any resources held by the container",
-            [Flag("-f,--force", help="kill the container first if it is running")]),
+        *ONESHOT.values(),  # start, state, kill, delete
         Command("list", cmd_list, "lists containers started by pyrunc with the given root",
                 [Flag("-f,--format", "str", "table", ("table", "json"), "table or json"),
                  Flag("-q,--quiet", help="display only container IDs")], max_args=0),
@@ -391,22 +330,10 @@ def _commands() -> list[Command]:
     ]
 
 
-GLOBAL_FLAGS = [
-    Flag("--root", "str", help="root directory for container state (default /run/pyrunc)"),
-    Flag("--log", "str", help="log file (default stderr)"),
-    Flag("--log-format", "str", "text", ("text", "json"), "text (default) or json"),
-    Flag("--debug", help="enable debug logging"),
-    Flag("--systemd-cgroup", help="use the systemd cgroup driver (not supported yet)"),
-    Flag("--rootless", "str", "auto", ("true", "false", "auto"),
-         help="ignore cgroup permission errors (true, false or auto)"),
-    Flag("--criu", "str", "criu", help="path to the criu binary"),
-    Flag("-v,--version", help="print the version"),
-]
 
 
 def build_parser() -> Parser:
-    return Parser("pyrunc", "an OCI container runtime in Python (a drop-in for runc)",
-                  GLOBAL_FLAGS, _commands())
+    return Parser("pyrunc", ABOUT, GLOBAL_FLAGS, _commands())
 
 
 def main(argv: Sequence[str] | None = None, early: EarlyChild | None = None) -> NoReturn:
@@ -418,7 +345,7 @@ def main(argv: Sequence[str] | None = None, early: EarlyChild | None = None) -> 
     finally:
         for child in pending:
             child.close()
-    _leave(code)
+    leave(code)
 
 
 def _main(argv: list[str], early: list[EarlyChild]) -> int:
@@ -427,54 +354,12 @@ def _main(argv: list[str], early: list[EarlyChild]) -> int:
         args, cmd = parser.parse(argv)
     except UsageError as e:
         log.error(str(e))
-        sys.exit(e.exit_code)
+        return e.exit_code
     if args.version:
         sys.stdout.write(_version_text())
-        sys.exit(0)
+        return 0
     if cmd is None or args.help:
         sys.stdout.write(parser.usage(cmd if args.help else None))
-        sys.exit(0)
-    log.configure(args.log, args.log_format, args.debug)
+        return 0
     args.early = early
-    pos = args.positional
-    args.id = pos[0] if pos else None
-    args.signal = pos[1] if len(pos) > 1 else "SIGTERM"
-    if args.root is None:
-        from pyrunc.state import default_root
-
-        args.root = default_root()
-    if args.systemd_cgroup and cmd.name in ("create", "run"):
-        log.error("--systemd-cgroup: the systemd cgroup driver is not supported by pyrunc yet; "
-                  "use the cgroupfs driver (drop --systemd-cgroup)")
-        sys.exit(1)
-    try:
-        code = cmd.handler(args)
-    except PyruncError as e:
-        log.error(str(e))
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except OSError as e:
-        log.error(f"{cmd.name}: {e}")
-        sys.exit(1)
-    except Exception as e:  # noqa: BLE001 - a bug must still end in one clear line
-        if args.debug:
-            import traceback
-
-            traceback.print_exc()
-        log.error(f"{cmd.name}: internal error: {type(e).__name__}: {e} "
-                  "(run with --debug for a traceback)")
-        sys.exit(1)
-    return code
-
-
-def _leave(code: int) -> NoReturn:
-    """Exit without the interpreter's teardown (~3 ms of freeing what the
-    kernel frees anyway). Our files are closed by now (log lines are written
-    with os.write); only stdio may hold buffered output."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    posix._exit(code)
+    return run(args, cmd)

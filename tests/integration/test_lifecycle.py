@@ -276,16 +276,20 @@ def _imported(rt: Runtime, *args: str) -> set[str]:
 
 def test_one_shot_commands_stay_off_os(rt: Runtime, busybox: Path) -> None:
     """state, kill, start, delete and list start a fresh interpreter each;
-    `import os` would be a tenth of their time (pyrunc.posixfs)."""
+    `import os` would be a tenth of their time (pyrunc.posixfs), and the
+    full command table (pyrunc.cli) another (pyrunc.clicore runs the four
+    a shim calls around every container)."""
     cid = rt.new_id()
     rt("create", "-b", str(busybox), cid, check=True)
-    for args in (["state", cid], ["kill", cid, "CONT"], ["list"], ["start", cid]):
+    for args in (["state", cid], ["kill", cid, "CONT"], ["list"],
+                 ["--log-format", "json", "start", cid]):
         mods = _imported(rt, *args)
         assert "pyrunc.state" in mods, args  # the listing works
         assert "os" not in mods, args
+        assert ("pyrunc.cli" in mods) == (args == ["list"]), args
     wait_status(rt, cid, "stopped")
     mods = _imported(rt, "delete", cid)
-    assert "pyrunc.cgroups" in mods and "os" not in mods
+    assert "pyrunc.cgroups" in mods and "os" not in mods and "pyrunc.cli" not in mods
     assert rt("state", cid).returncode != 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pyrunc import cli, log, mountinfo
+from pyrunc import cli, clicore, log, mountinfo
 from pyrunc.errors import PyruncError, UsageError
 from pyrunc.init import mountopts, paths
 from pyrunc.init.process import ProcessError, build_env, cap_sets, look_path
@@ -169,14 +169,14 @@ def test_container_ids(cid: str, ok: bool) -> None:
 @pytest.mark.parametrize("text,num", [("KILL", 9), ("SIGKILL", 9), ("sigterm", 15), ("9", 9),
                                       ("USR1", 10)])
 def test_signal_names(text: str, num: int) -> None:
-    assert cli._parse_signal(text) == num
+    assert clicore.parse_signal(text) == num
 
 
 def test_bad_signal() -> None:
     with pytest.raises(UsageError):
-        cli._parse_signal("SIGNOPE")
+        clicore.parse_signal("SIGNOPE")
     with pytest.raises(UsageError):
-        cli._parse_signal("999")
+        clicore.parse_signal("999")
 
 
 def test_json_log_line(tmp_path: Path) -> None:
@@ -193,7 +193,7 @@ def test_json_log_line(tmp_path: Path) -> None:
 
 def test_status_of_dead_init_is_stopped(tmp_path: Path) -> None:
     st = State(id="x", bundle="/b", rootfs="/b/rootfs", created="now", pid=os.getpid(),
-               init_start=1, status="created")  # start time mismatch: a recycled pid
+               init_start=1)  # start time mismatch: a recycled pid
     assert derive_status(st, str(tmp_path)) == "stopped"
     out = oci_state(st, "stopped")
     assert out["pid"] == 0 and out["status"] == "stopped"

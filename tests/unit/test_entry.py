@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pyrunc import __main__ as entry
-from pyrunc import cli, posixfs
+from pyrunc import cli, clicore, posixfs
+from pyrunc.errors import UsageError
 
 
 @pytest.mark.parametrize(("argv", "kind"), [
@@ -34,9 +35,37 @@ def test_kind_of_finds_the_command_as_the_parser_does(argv: list[str], kind: str
 
 
 def test_value_flags_are_clis() -> None:
-    """The pre-scan skips exactly the values of cli's global flags."""
-    takes_value = {max(f.names, key=len) for f in cli.GLOBAL_FLAGS if f.kind != "bool"}
+    """The pre-scan skips exactly the values of the global flags, and knows
+    which commands clicore runs."""
+    takes_value = {max(f.names, key=len) for f in clicore.GLOBAL_FLAGS if f.kind != "bool"}
     assert set(entry._VALUE_FLAGS) == takes_value
+    assert set(entry._ONESHOT) == set(clicore.ONESHOT)
+    assert cli.GLOBAL_FLAGS is clicore.GLOBAL_FLAGS
+
+
+@pytest.mark.parametrize("argv", [
+    ["state", "x"], ["--root", "/r", "start", "x"], ["--root=/r", "-log", "l", "kill", "x"],
+    ["--log-format", "json", "--debug", "kill", "-a", "x", "9"], ["-debug=false", "state", "x"],
+    ["delete", "-f", "x"], ["delete", "--force=true", "x"], ["--systemd-cgroup", "delete", "x"],
+    ["--rootless", "true", "--criu", "c", "state", "x"], ["kill", "--", "x", "-9"],
+    ["start"], ["start", "a", "b"], ["kill", "a", "b", "c"], ["state", "--bogus", "x"],
+    ["--log-format", "xml", "state", "x"], ["delete", "-f"], ["--root"], ["kill", "-a"],
+])
+def test_clicore_parses_its_commands_as_cli_does(argv: list[str]) -> None:
+    """The same Command objects under the same parser: the same result, or
+    the same usage error."""
+    full = cli.build_parser()
+    core = clicore.Parser("pyrunc", clicore.ABOUT, clicore.GLOBAL_FLAGS,
+                          list(clicore.ONESHOT.values()))
+    results = []
+    for parser in (full, core):
+        try:
+            ns, cmd = parser.parse(argv)
+            results.append((vars(ns), cmd and cmd.name))
+        except UsageError as e:
+            results.append((str(e), e.exit_code))
+    assert results[0] == results[1]
+    assert entry.command_of(argv) in (*clicore.ONESHOT, None)
 
 
 @pytest.mark.parametrize("path", [
