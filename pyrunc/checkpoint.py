@@ -377,7 +377,6 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
             pid = int(f.read().strip())
         st.pid = pid
         st.init_start = proc_start_time(pid) or 0
-        st.status = "created"  # stored "created" without exec.fifo reads as running
         cdir.save(st)
         if args.pid_file:
             _write_pid_file(args.pid_file, pid)

@@ -103,10 +103,10 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
         mgr.set(linux.get("resources", {}))
         if rdt is not None:
             st.extra["intelRdt"] = rdt.setup(linux["intelRdt"], cid)
-        posix.mkfifo(cdir.fifo, 0o622)
-        posix.chmod(cdir.fifo, 0o622)  # not narrowed by our umask
+        posix.mkfifo(cdir.creating_fifo, 0o622)
+        posix.chmod(cdir.creating_fifo, 0o622)  # not narrowed by our umask
         # init opens it as the container's root, which may be another host uid
-        posix.chown(cdir.fifo, _host_id(linux.get("uidMappings"), 0),
+        posix.chown(cdir.creating_fifo, _host_id(linux.get("uidMappings"), 0),
                  _host_id(linux.get("gidMappings"), 0))
         if opts.console_socket and console is None:
             import socket
@@ -128,7 +128,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
             plan.extra_env = {"LISTEN_FDS": str(listen), "LISTEN_PID": "1"}
         # Opened here: init may not be able to walk to --root once in its
         # user namespace; it reopens this fd through /proc/self/fd.
-        plan.fifo_fd = posix.open(cdir.fifo, posix.O_PATH | posix.O_CLOEXEC)
+        plan.fifo_fd = posix.open(cdir.creating_fifo, posix.O_PATH | posix.O_CLOEXEC)
         parent_joins = _plan_cgroup_join(plan, mgr, linux)
         try:
             s1.send_plan(plan)
@@ -205,10 +205,9 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
             msg = sync.expect(psock, "seccomp")
             forward_listener(linux["seccomp"], msg.get("fds", []), oci_state(st, "creating"))
         sync.expect(psock, "ready")
-        st.status = "created"
-        cdir.save(st)
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)
+        posix.rename(cdir.creating_fifo, cdir.fifo)  # created (pyrunc.state)
         if seccomp_program is None:
             sync.send(psock, {"type": "created"})
         else:

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+# The fifo's name until create has finished: its rename to EXEC_FIFO is the
+# commit (no state.json rewrite: ~0.4 ms on ext4, on create's critical path).
+CREATING_FIFO = "exec.fifo.creating"
 # runc's rule (Go's ^[\w+\-.]+$, ASCII \w); a set check avoids importing re.
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
@@ -57,11 +60,11 @@ class State:
     """What pyrunc keeps in <root>/<id>/state.json. (A plain class: the
     dataclasses module costs ~10 ms to import, on every command.)"""
 
-    FIELDS = ("id", "bundle", "rootfs", "created", "pid", "init_start", "status", "owner",
+    FIELDS = ("id", "bundle", "rootfs", "created", "pid", "init_start", "owner",
               "annotations", "cgroup", "config", "creator_pid", "extra")
 
     def __init__(self, id: str, bundle: str, rootfs: str, created: str, pid: int = 0,
-                 init_start: int = 0, status: str = "creating", owner: str = "",
+                 init_start: int = 0, owner: str = "",
                  annotations: dict[str, str] | None = None,
                  cgroup: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
                  creator_pid: int = 0, extra: dict[str, Any] | None = None) -> None:
@@ -71,8 +74,6 @@ class State:
         self.created = created
         self.pid = pid
         self.init_start = init_start
-        # only "creating" or "created" are stored; the rest is derived
-        self.status = status
         self.owner = owner
         self.annotations = annotations or {}
         self.cgroup = cgroup or {}
@@ -156,6 +157,10 @@ class ContainerDir:
     def fifo(self) -> str:
         return f"{self.path}/{EXEC_FIFO}"
 
+    @property
+    def creating_fifo(self) -> str:
+        return f"{self.path}/{CREATING_FIFO}"
+
     def load(self) -> State:
         try:
             with open(f"{self.path}/{STATE_FILE}") as f:
@@ -190,10 +195,10 @@ def derive_status(st: State, cdir_path: str, frozen: bool = False) -> str:
         return "stopped"
     if proc_start_time(st.pid) != st.init_start:
         return "stopped"
-    if st.status == "creating":
-        return "creating" if st.creator_pid and proc_start_time(st.creator_pid) else "stopped"
     if posixfs.exists(f"{cdir_path}/{EXEC_FIFO}"):
         return "created"
+    if posixfs.exists(f"{cdir_path}/{CREATING_FIFO}"):  # create has not finished
+        return "creating" if st.creator_pid and proc_start_time(st.creator_pid) else "stopped"
     return "paused" if frozen else "running"
 
 

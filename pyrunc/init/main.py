@@ -253,7 +253,7 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
                     os.close(listener)
                 seccomp_cfg = None
         sync.send(sock, {"type": "ready"})
-        msg, fds = sync.recv(sock)  # the parent closes its end once state.json is written
+        msg, fds = sync.recv(sock)  # the parent closes its end once create is committed
         sock.close()
         if not msg.get("eof") and msg.get("type") != "created":
             os._exit(1)
