@@ -1,7 +1,7 @@
-"""The console script (and `python -m pyrunc`). For create, run and exec it
-forks the command's early child (pyrunc.early) before anything else is
-imported, then hands over to pyrunc.cli; start, state, kill and delete run
-from pyrunc.clicore, without the full command table. Every command imports
+"""The console script (and `python -m pyrunc`). The commands on every
+container's path run from pyrunc.clicore, the rest from pyrunc.cli; for
+create, run and exec it first forks the command's early child
+(pyrunc.early), before anything else is imported. Every command imports
 this module: it stays small, and imports nothing but sys."""
 
 import sys
@@ -9,7 +9,7 @@ import sys
 # clicore.GLOBAL_FLAGS that take a value (a unit test keeps the two in step).
 _VALUE_FLAGS = ("--root", "--log", "--log-format", "--rootless", "--criu")
 _KINDS = {"create": "create", "run": "create", "exec": "exec"}
-_ONESHOT = ("start", "state", "kill", "delete")  # clicore.ONESHOT
+_CORE = ("create", "run", "start", "state", "kill", "delete", "exec")  # clicore.COMMANDS
 
 
 def command_of(argv: list[str]) -> str | None:
@@ -39,10 +39,6 @@ def kind_of(argv: list[str]) -> str | None:
 def main() -> None:
     argv = sys.argv[1:]
     command = command_of(argv)
-    if command in _ONESHOT:
-        from pyrunc.clicore import main as oneshot_main
-
-        oneshot_main(argv)
     kind = _KINDS.get(command or "")
     early = None
     if kind is not None:
@@ -52,9 +48,13 @@ def main() -> None:
             early = EarlyChild(kind)
         except OSError:
             pass  # the command forks again, and reports a failure
+    if command in _CORE:
+        from pyrunc.clicore import main as core_main
+
+        core_main(argv, command, early)
     from pyrunc.cli import main as cli_main
 
-    cli_main(early=early)
+    cli_main(argv, early)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,14 @@ import posix  # not os: see pyrunc.posixfs
 import sys
 
 from pyrunc import OCI_VERSION, __version__, log
-from pyrunc.clicore import ABOUT, GLOBAL_FLAGS, ONESHOT, leave, root_of, run
+from pyrunc.clicore import ABOUT, COMMANDS, GLOBAL_FLAGS, leave, one, root_of, run_with
 from pyrunc.cliparse import Command, Flag, Namespace, Parser
 from pyrunc.errors import PyruncError, UsageError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from typing import Any, NoReturn
+    from collections.abc import Sequence
+    from typing import NoReturn
 
     from pyrunc.early import EarlyChild
 
@@ -22,72 +22,6 @@ if TYPE_CHECKING:
 def _version_text() -> str:
     return (f"pyrunc version {__version__}\nspec: {OCI_VERSION}\n"
             f"python: {sys.version.split()[0]}\n")
-
-
-def _create_opts(args: Namespace) -> Any:
-    from pyrunc.launch import CreateOptions
-    from pyrunc.posixfs import abspath
-
-    if args.preserve_fds < 0:
-        raise UsageError("--preserve-fds must be a non-negative number")
-    def absolute(path: str | None) -> str | None:  # create chdirs into the bundle
-        return abspath(path) if path else path
-
-    return CreateOptions(bundle=args.bundle, pid_file=absolute(args.pid_file),
-                         console_socket=absolute(args.console_socket), no_pivot=args.no_pivot,
-                         no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
-                         rootless=args.rootless == "true"
-                         or (args.rootless == "auto" and posix.geteuid() != 0),
-                         systemd_cgroup=args.systemd_cgroup)
-
-
-# ---- commands -----------------------------------------------------------------
-def _early(args: Namespace, kind: str) -> EarlyChild:
-    """The child pyrunc.__main__ forked for this command, else a new one:
-    first thing, as it works in parallel with everything after."""
-    if args.early:  # taken from main's list, which closes what is left in it
-        child: EarlyChild = args.early.pop()
-        if child.kind == kind:
-            return child
-        child.close()
-    from pyrunc.early import EarlyChild
-
-    return EarlyChild(kind)
-
-
-def cmd_create(args: Namespace) -> int:
-    with _early(args, "create") as s1:
-        from pyrunc.launch import create
-
-        create(root_of(args), args.id, _create_opts(args), s1)
-    return 0
-
-
-def cmd_run(args: Namespace) -> int:
-    with _early(args, "create") as s1:
-        from pyrunc.launch import run
-
-        return run(root_of(args), args.id, _create_opts(args), args.detach, args.keep, s1)
-
-
-def cmd_exec(args: Namespace) -> int:
-    if args.preserve_fds < 0:
-        raise UsageError("--preserve-fds must be a non-negative number")
-    if args.command_args[:1] == ["--"]:
-        args.command_args = args.command_args[1:]
-    if not args.process and not args.command_args:
-        raise UsageError("exec: arguments or --process FILE are required")
-    with _early(args, "exec") as child:  # imports while we read the state (and the rest below)
-        from pyrunc.execution import ExecOptions, exec_process
-
-        opts = ExecOptions(
-            process_file=args.process, args=list(args.command_args), cwd=args.cwd,
-            env=list(args.env), tty=args.tty, console_socket=args.console_socket, user=args.user,
-            additional_gids=list(args.additional_gids), caps=list(args.cap), detach=args.detach,
-            pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_new_privs=args.no_new_privs,
-            apparmor=args.apparmor, process_label=args.process_label, cgroup=args.cgroup,
-            ignore_paused=args.ignore_paused)
-        return exec_process(root_of(args), args.id, opts, child)
 
 
 def _owner_name(path: str) -> str:
@@ -245,46 +179,12 @@ def _criu_flags() -> list[Flag]:
 
 # ---- parser -----------------------------------------------------------------
 def _commands() -> list[Command]:
-    create_flags = [
-        Flag("-b,--bundle", "str", ".", help="path to the root of the bundle directory"),
-        Flag("--console-socket", "str", help="AF_UNIX socket to receive the pty master"),
-        Flag("--pid-file", "str", help="file to write the init process id to"),
-        Flag("--no-pivot", help="use MS_MOVE + chroot instead of pivot_root"),
-        Flag("--no-new-keyring", help="do not create a new session keyring"),
-        Flag("--preserve-fds", "int", 0, help="pass N additional file descriptors"),
-    ]
-    def one(name: str, fn: Callable[[Namespace], int], about: str,
-            flags: list[Flag] | None = None) -> Command:
-        return Command(name, fn, about, flags, args="<container-id>", min_args=1, max_args=1)
-
     return [
-        one("create", cmd_create, "create a container", create_flags),
-        one("run", cmd_run, "create and run a container",
-                [*create_flags, Flag("-d,--detach", help="detach from the container"),
-                 Flag("--keep", help="do not delete the container after it exits")]),
-        *ONESHOT.values(),  # start, state, kill, delete
+        *(COMMANDS[name]() for name in ("create", "run", "start", "state", "kill", "delete")),
         Command("list", cmd_list, "lists containers started by pyrunc with the given root",
                 [Flag("-f,--format", "str", "table", ("table", "json"), "table or json"),
                  Flag("-q,--quiet", help="display only container IDs")], max_args=0),
-        Command("exec", cmd_exec, "execute new process inside the container", [
-            Flag("-p,--process", "str", help="process.json (the spec's process object)"),
-            Flag("--cwd", "str", help="current working directory in the container"),
-            Flag("-e,--env", "list", help="set environment variables"),
-            Flag("-t,--tty", help="allocate a pseudo-TTY"),
-            Flag("--console-socket", "str", help="AF_UNIX socket to receive the pty master"),
-            Flag("-u,--user", "str", help="UID (format: <uid>[:<gid>])"),
-            Flag("-g,--additional-gids", "intlist", help="additional gids"),
-            Flag("-c,--cap", "list", help="add a capability to the bounding set"),
-            Flag("-d,--detach", help="detach from the process"),
-            Flag("--pid-file", "str", help="file to write the process id to"),
-            Flag("--preserve-fds", "int", 0, help="pass N additional file descriptors"),
-            Flag("--no-new-privs", help="set the no new privileges value for the process"),
-            Flag("--apparmor", "str", help="set the apparmor profile for the process"),
-            Flag("--process-label", "str", help="set the asm process label"),
-            Flag("--cgroup", "list", help="sub-cgroup: PATH or CONTROLLER[,CONTROLLER]:PATH"),
-            Flag("--ignore-paused", help="allow exec in a paused container"),
-        ], args="<container-id> <command> [command options]", min_args=1, max_args=1,
-            rest="command_args"),
+        COMMANDS["exec"](),
         one("pause", cmd_pause, "pause suspends all processes inside the container"),
         one("resume", cmd_resume, "resumes all processes that have been previously paused"),
         Command("ps", cmd_ps, "ps displays the processes running inside a container",
@@ -338,28 +238,24 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None, early: EarlyChild | None = None) -> NoReturn:
     """`early`: the child pyrunc.__main__ forked when the command line looked
-    like create, run or exec; the command takes it (_early), else it goes here."""
-    pending = [early] if early is not None else []
-    try:
-        code = _main(list(sys.argv[1:] if argv is None else argv), pending)
-    finally:
-        for child in pending:
-            child.close()
-    leave(code)
-
-
-def _main(argv: list[str], early: list[EarlyChild]) -> int:
+    like create, run or exec; the command takes it (clicore._early), else
+    it is closed here."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
         args, cmd = parser.parse(argv)
     except UsageError as e:
         log.error(str(e))
-        return e.exit_code
-    if args.version:
-        sys.stdout.write(_version_text())
-        return 0
-    if cmd is None or args.help:
-        sys.stdout.write(parser.usage(cmd if args.help else None))
-        return 0
-    args.early = early
-    return run(args, cmd)
+        code = e.exit_code
+    else:
+        if args.version:
+            sys.stdout.write(_version_text())
+            code = 0
+        elif cmd is None or args.help:
+            sys.stdout.write(parser.usage(cmd if args.help else None))
+            code = 0
+        else:
+            leave(run_with(args, cmd, early))
+    if early is not None:
+        early.close()
+    leave(code)
