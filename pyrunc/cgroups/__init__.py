@@ -104,23 +104,27 @@ class Manager:
     def create(self, rootless: bool | None = None) -> None:
         rootless = self.rootless if rootless is None else rootless
         for key, d in self.dirs.items():
-            missing = []
-            p = d
-            while not posixfs.isdir(p):
-                missing.append(p)
-                p = p.rpartition("/")[0] or "/"
-            for m in reversed(missing):
+            cpuset = "cpuset" in key.split(",")
+            # mkdir -p, trying the leaf first: its parent usually exists
+            todo = [d]
+            while todo:
+                m = todo[-1]
                 try:
                     posix.mkdir(m)
-                except FileExistsError:
+                except FileNotFoundError:
+                    todo.append(m.rpartition("/")[0] or "/")
                     continue
+                except FileExistsError:
+                    pass
                 except PermissionError:
                     if rootless:
                         break
                     raise PyruncError(f"cgroup: cannot create {m}: permission denied") from None
-                self.created.append(m)
-                if "cpuset" in key.split(","):
-                    _init_cpuset(m)
+                else:
+                    self.created.append(m)
+                    if cpuset:
+                        _init_cpuset(m)
+                todo.pop()
         if self.v2 and not rootless and self.mount:
             from pyrunc.cgroups.v2 import enable_controllers
 
