@@ -1,13 +1,14 @@
-"""The few os.path functions pyrunc's parent side needs, on posix alone.
+"""The few os.path functions pyrunc needs, on posix alone.
 
 Every command starts a fresh interpreter, and `import os` costs ~1 ms of it
 (os imports _collections_abc): a tenth of `state`, `start`, `kill` or
-`delete`, and on create's critical path (the parent's, while stage 1 waits
-for the plan). So the modules they load use posix, the C module os wraps,
-and these helpers instead of os.path. The child side (pyrunc.init) imports
-os: it has the time."""
+`delete`, and on create's critical path, in the parent and in stage 1 (the
+child that imports init's modules meanwhile; ~2 ms there, where every page
+it touches is a copy-on-write fault). So the modules they load use posix,
+the C module os wraps, and these helpers instead of os.path."""
 
 import posix
+import sys
 
 _S_IFMT = 0o170000
 _S_IFDIR = 0o040000
@@ -78,6 +79,33 @@ def normpath(path: str) -> str:
             parts.pop()
     out = "/".join(parts)
     return "/" + out if absolute else out or "."
+
+
+def basename(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def dirname(path: str) -> str:
+    """os.path.dirname: the head, without trailing slashes (but "/")."""
+    head = path[:path.rfind("/") + 1]
+    return head.rstrip("/") or head
+
+
+def relpath(path: str, start: str) -> str:
+    """os.path.relpath(path, start)."""
+    p = [x for x in abspath(path).split("/") if x]
+    s = [x for x in abspath(start).split("/") if x]
+    i = 0
+    while i < min(len(p), len(s)) and p[i] == s[i]:
+        i += 1
+    return "/".join([".."] * (len(s) - i) + p[i:]) or "."
+
+
+def fsencode(path: str | bytes) -> bytes:
+    """os.fsencode."""
+    if isinstance(path, bytes):
+        return path
+    return path.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
 def abspath(path: str) -> str:

@@ -9,7 +9,9 @@ v2: the next process is forked straight into the cgroup (pyrunc.linux.clone)."""
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see pyrunc.posixfs
+
+from pyrunc import posixfs
 
 # Imported now, not when forking: exec's joiner forks from inside the
 # container's root, where our modules are out of reach.
@@ -32,7 +34,7 @@ def join_self(tasks_files: list[str], rootless: bool) -> None:
         except OSError as e:
             if rootless and e.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
                 continue  # rootless without a delegated cgroup: like runc, go on
-            raise CgroupJoinError(f"cgroup: cannot join {os.path.dirname(path)}: "
+            raise CgroupJoinError(f"cgroup: cannot join {posixfs.dirname(path)}: "
                                   f"{e.strerror}") from None
 
 
@@ -41,12 +43,12 @@ def fork_into(v2_fd: int, note: dict[str, str]) -> Callable[[], int]:
     where the kernel refuses, a plain fork, and note["cgroup_v2"] = "move"
     asks the parent to move the child. v2_fd < 0: a plain fork."""
     if v2_fd < 0:
-        return os.fork
+        return posix.fork
 
     def fork() -> int:
         try:
             return fork_into_cgroup(v2_fd)
         except OSError:
             note["cgroup_v2"] = "move"
-            return os.fork()
+            return posix.fork()
     return fork

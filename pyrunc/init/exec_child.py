@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import fcntl
-import os
+import posix  # not os: see pyrunc.posixfs
 import sys
 
 from pyrunc import sync
@@ -40,7 +40,7 @@ NS_ORDER = [("user", "user", L.CLONE_NEWUSER), ("ipc", "ipc", L.CLONE_NEWIPC),
 def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
     from pyrunc.init.main import describe
 
-    if os.environ.get("PYRUNC_DEBUG_INIT"):
+    if posix.environ.get(b"PYRUNC_DEBUG_INIT"):
         import traceback
 
         traceback.print_exc()
@@ -48,7 +48,7 @@ def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
         sync.send(sock, {"error": describe(e).replace("container init: ", "exec: ", 1)})
     except OSError:
         print(f"pyrunc exec: {describe(e)}", file=sys.stderr)
-    os._exit(1)
+    posix._exit(1)
 
 
 def joiner(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
@@ -66,7 +66,7 @@ def joiner(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
         from pyrunc.init import lsm, main, process, sched  # noqa: F401
         plan = receive(sock, ExecPlan, caller_cpus)
         if plan is None:
-            os._exit(0)
+            posix._exit(0)
         if plan.proc.get("terminal"):
             from pyrunc import terminal  # noqa: F401
         if plan.cfg.get("linux", {}).get("seccomp"):
@@ -87,26 +87,27 @@ def joiner(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
             if t not in types:
                 continue
             path = f"/proc/{plan.pid}/ns/{name}"
-            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+            if posix.stat(path).st_ino == posix.stat(f"/proc/self/ns/{name}").st_ino:
                 continue  # already there (setns to our own user ns is EINVAL)
-            fds.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag, path))
-        root = os.open(f"/proc/{plan.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds.append((posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC), flag, path))
+        root = posix.open(f"/proc/{plan.pid}/root",
+                          posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         for fd, flag, path in fds:
             L.setns(fd, flag, path)
-            os.close(fd)
+            posix.close(fd)
             if flag == L.CLONE_NEWUSER:
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-        os.fchdir(root)
-        os.chroot(".")
-        os.close(root)
-        os.chdir("/")
+                posix.setresgid(0, 0, 0)
+                posix.setresuid(0, 0, 0)
+        posix.fchdir(root)
+        posix.chroot(".")
+        posix.close(root)
+        posix.chdir("/")
         note: dict[str, str] = {}
         sync.fork_then_report(sock, lambda: _final(sock, plan),
                               cgjoin.fork_into(plan.cgroup_v2_fd, note), note)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
-    os._exit(0)
+    posix._exit(0)
 
 
 def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
@@ -117,20 +118,20 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
     linux = plan.cfg.get("linux", {})
     try:
         if plan.cgroup_v2_fd >= 0:
-            os.close(plan.cgroup_v2_fd)
+            posix.close(plan.cgroup_v2_fd)
         if proc.get("terminal"):
             from pyrunc.terminal import make_controlling, open_pty_in_container, set_winsize
 
-            os.setsid()
+            posix.setsid()
             master, slave, _path = open_pty_in_container()
             if "consoleSize" in proc:
                 set_winsize(master, proc["consoleSize"]["height"], proc["consoleSize"]["width"])
             sync.send(sock, {"type": "pty"}, [master])
-            os.close(master)
+            posix.close(master)
             make_controlling(slave)
-            os.close(slave)
+            posix.close(slave)
         if sync.recv(sock)[0].get("type") != "cgroup":
-            os._exit(1)  # the parent gave up (its error is the one to report)
+            posix._exit(1)  # the parent gave up (its error is the one to report)
         # In the container's cgroup now, whose cpuset may have reset our affinity.
         sched.apply_affinity(proc.get("execCPUAffinity", {}).get("final"), "final", src)
         env = process.build_env(proc.get("env", []))
@@ -140,7 +141,7 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         args = proc["args"]
         cwd = proc.get("cwd", "/")
         try:
-            os.chdir(cwd)
+            posix.chdir(cwd)
         except OSError as e:
             raise process.ProcessError(
                 f'chdir to cwd ("{cwd}") set in config.json failed: '
@@ -148,7 +149,7 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         exe = process.look_path(args[0], env.get("PATH"))
         sets = process.cap_sets(proc.get("capabilities"))
         process.set_rlimits(proc.get("rlimits", []))
-        os.umask(user.get("umask", 0o022))
+        posix.umask(user.get("umask", 0o022))
         # The same steps, in the same order, as create's init (pyrunc.init.main).
         if "oomScoreAdj" in proc:
             process.set_oom_score_adj(proc["oomScoreAdj"], src)
@@ -165,15 +166,15 @@ def _final(sock: _socket.socket, plan: ExecPlan) -> NoReturn:
         process.apply_user_and_caps(proc, sets)
         if seccomp_cfg:
             _install_seccomp(sock, seccomp_cfg)  # under no_new_privs: as late as possible
-        pause = os.environ.get("PYRUNC_TEST_EXEC_PAUSE")
+        pause = posix.environ.get(b"PYRUNC_TEST_EXEC_PAUSE")
         if pause:
             import time
             time.sleep(float(pause))  # tests: inspect the joining process before execve
         process.close_fds(2 + plan.keep_fds, also_keep=sock.fileno())
-        os.execve(exe, args, env)
+        posix.execve(exe, args, env)
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)
-    os._exit(1)
+    posix._exit(1)
 
 
 def _install_seccomp(sock: _socket.socket, cfg: dict[str, Any]) -> None:
@@ -184,6 +185,6 @@ def _install_seccomp(sock: _socket.socket, cfg: dict[str, Any]) -> None:
     listener = seccomp.install(cfg)
     if listener is not None:
         sync.send(sock, {"type": "seccomp"}, [listener])
-        os.close(listener)
+        posix.close(listener)
         if sync.recv(sock)[0].get("type") != "seccomp-done":
-            os._exit(1)  # the parent gave up (its error is the one to report)
+            posix._exit(1)  # the parent gave up (its error is the one to report)

@@ -1,5 +1,5 @@
 """The child side of create. Two forked processes, never returning to the
-caller's stack (they leave with os._exit):
+caller's stack (they leave with posix._exit):
 
   stage 1 ("namespace step"): forked as create starts, imports init's
       modules meanwhile, takes the plan, joins its cgroups where it can
@@ -15,7 +15,7 @@ caller's stack (they leave with os._exit):
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see pyrunc.posixfs
 import sys
 
 from pyrunc import sync
@@ -45,7 +45,7 @@ def describe(e: BaseException) -> str:
 
 def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
     msg = describe(e)
-    if os.environ.get("PYRUNC_DEBUG_INIT"):
+    if posix.environ.get(b"PYRUNC_DEBUG_INIT"):
         import traceback
 
         traceback.print_exc()
@@ -55,7 +55,7 @@ def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
         sync.send(sock, {"error": msg, "hook": hook})
     except OSError:
         print(f"pyrunc init: {msg}", file=sys.stderr)
-    os._exit(1)
+    posix._exit(1)
 
 
 def _preload_common() -> None:
@@ -91,7 +91,7 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
         _preload_common()
         plan = receive(sock, Plan, caller_cpus)
         if plan is None:
-            os._exit(0)
+            posix._exit(0)
         if plan.cgroup_tasks:  # before forking init, which inherits them
             cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
         _preload(plan.cfg)
@@ -111,11 +111,11 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
                 sync.send(sock, {"type": "userns"})
                 sync.expect(sock, "maps")
                 L.prctl(L.PR_SET_DUMPABLE, 0)
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            posix.setresgid(0, 0, 0)
+            posix.setresuid(0, 0, 0)
         for t, fd in joined.items():
             L.setns(fd, NS_FLAGS[t], nss[t])
-            os.close(fd)
+            posix.close(fd)
         flags = 0
         for t, p in nss.items():
             if not p and t not in ("user", "cgroup"):  # cgroup: in stage 2
@@ -129,7 +129,7 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
                               cgjoin.fork_into(plan.cgroup_v2_fd, note), note)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
-    os._exit(0)
+    posix._exit(0)
 
 
 def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
@@ -159,8 +159,8 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
 
     try:
         if plan.cgroup_v2_fd >= 0:
-            os.close(plan.cgroup_v2_fd)
-        os.setsid()
+            posix.close(plan.cgroup_v2_fd)
+        posix.setsid()
         # process.execCPUAffinity "is not applicable to the container's init
         # process" (config.md): only `exec` applies it (pyrunc.init.exec_child).
         if not plan.no_new_keyring:
@@ -183,8 +183,8 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             rootfs.apply_root_propagation(linux)
             rootfs.finalize(cfg)
         else:
-            os.chroot(plan.rootfs)
-            os.chdir("/")
+            posix.chroot(plan.rootfs)
+            posix.chdir("/")
         if "hostname" in cfg:
             L.sethostname(cfg["hostname"])
         if "domainname" in cfg:
@@ -204,7 +204,7 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         sets = process.cap_sets(proc.get("capabilities"))
         process.set_rlimits(proc.get("rlimits", []))
         cwd = proc.get("cwd", "/")
-        os.chdir(cwd)
+        posix.chdir(cwd)
         if proc.get("terminal"):
             from pyrunc.terminal import (
                 make_controlling,
@@ -222,13 +222,13 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
                 raise RuntimeError("terminal requested but no console socket")
             send_fd(plan.console, master)
             plan.console.close()
-            os.close(master)
+            posix.close(master)
             make_controlling(slave)
-            os.close(slave)
+            posix.close(slave)
         if "umask" in user:
-            os.umask(user["umask"])
+            posix.umask(user["umask"])
         else:
-            os.umask(0o022)
+            posix.umask(0o022)
         # What needs privilege goes before `ready`: a failure fails create.
         if "scheduler" in proc:
             sched.apply_scheduler(proc["scheduler"])
@@ -250,13 +250,13 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
                 listener = seccomp.install(seccomp_cfg)
                 sync.send(sock, {"type": "seccomp"}, [listener] if listener else None)
                 if listener is not None:
-                    os.close(listener)
+                    posix.close(listener)
                 seccomp_cfg = None
         sync.send(sock, {"type": "ready"})
         msg, fds = sync.recv(sock)  # the parent closes its end once create is committed
         sock.close()
         if not msg.get("eof") and msg.get("type") != "created":
-            os._exit(1)
+            posix._exit(1)
         # the filter below, compiled by the parent meanwhile (pyrunc.launch)
         program = sync.memfd_read(fds[0]) if fds else None
     except BaseException as e:  # noqa: BLE001
@@ -279,26 +279,26 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         # Blocks until `start` opens the fifo for reading. The fd stays open
         # (close-on-exec) so `start` sees EOF only once execve has happened,
         # and reads an error from us if anything before it fails.
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-        os.write(fd, b"0")
-        os.close(fifo_fd)
+        fd = posix.open(f"/proc/self/fd/{fifo_fd}", posix.O_WRONLY | posix.O_CLOEXEC)
+        posix.write(fd, b"0")
+        posix.close(fifo_fd)
     except BaseException as e:  # noqa: BLE001
         print(f"pyrunc: container init failed: {describe(e)}", file=sys.stderr)
-        os._exit(1)
+        posix._exit(1)
     try:
         if failed is not None:
             raise failed
         if hooks.get("startContainer"):
             H.run_all(hooks["startContainer"], state, "startContainer")
         process.close_fds(2 + plan.keep_fds, also_keep=fd)
-        os.execve(exe, args, env)
+        posix.execve(exe, args, env)
     except BaseException as e:  # noqa: BLE001
         try:
-            os.write(fd, b"E" + describe(e).encode())
+            posix.write(fd, b"E" + describe(e).encode())
         except OSError:
             pass
-        os._exit(127 if isinstance(e, OSError) else 1)
-    os._exit(1)
+        posix._exit(127 if isinstance(e, OSError) else 1)
+    posix._exit(1)
 
 
 def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
@@ -312,7 +312,7 @@ def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
 
 def _open_ns(t: str, path: str, cfg: dict[str, Any]) -> int:
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError as e:
         idx = [ns["type"] for ns in cfg["linux"]["namespaces"]].index(t)
         raise OSError(f"config.json: linux.namespaces[{idx}].path: cannot open {path!r}: "

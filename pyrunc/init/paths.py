@@ -10,17 +10,18 @@ root: whatever raced us, each step stays inside."""
 
 from __future__ import annotations
 
+import _stat as stat  # stat.py only re-exports it
 import errno
-import os
-import stat
+import posix  # not os: see pyrunc.posixfs
 
+from pyrunc import posixfs
 from pyrunc.linux.openat2 import open_child, open_in_root, path_parts
 
 _MAX_STEPS = 256  # components created plus dangling symlinks followed
 
 
 def open_root(path: str) -> int:
-    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return posix.open(path, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
 
 
 def fd_path(fd: int) -> str:
@@ -30,12 +31,12 @@ def fd_path(fd: int) -> str:
 
 def location(fd: int) -> str:
     """Where fd is, as this process's root sees it."""
-    return os.readlink(fd_path(fd))
+    return posix.readlink(fd_path(fd))
 
 
 def resolve(root_fd: int, path: str, nofollow: bool = False) -> int:
     """O_PATH fd of path inside root_fd; OSError if it does not exist."""
-    return open_in_root(root_fd, path, os.O_PATH | (os.O_NOFOLLOW if nofollow else 0))
+    return open_in_root(root_fd, path, posix.O_PATH | (posix.O_NOFOLLOW if nofollow else 0))
 
 
 def mkdir_all(root_fd: int, path: str, mode: int = 0o755) -> int:
@@ -52,11 +53,11 @@ def make_file(root_fd: int, path: str) -> int:
 def parent_and_name(root_fd: int, path: str) -> tuple[int, str]:
     """(fd of the parent directory, made if missing; last component) of a
     path whose last component we create ourselves (devices, symlinks)."""
-    path = os.path.normpath("/" + path)
-    name = os.path.basename(path)
+    path = posixfs.normpath("/" + path)
+    name = posixfs.basename(path)
     if not name:
         raise OSError(errno.EINVAL, "not a file path", path)
-    return mkdir_all(root_fd, os.path.dirname(path)), name
+    return mkdir_all(root_fd, posixfs.dirname(path)), name
 
 
 def _make(root_fd: int, path: str, mode: int, file: bool) -> int:
@@ -76,30 +77,31 @@ def _create_first_missing(root_fd: int, parts: list[str], mode: int, file: bool)
     next: the same, or with the symlink expanded."""
     for i in range(len(parts)):
         try:
-            fd = open_in_root(root_fd, "/".join(parts[: i + 1]), os.O_PATH | os.O_NOFOLLOW)
+            fd = open_in_root(root_fd, "/".join(parts[: i + 1]), posix.O_PATH | posix.O_NOFOLLOW)
         except FileNotFoundError:
             try:
-                parent = open_in_root(root_fd, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+                parent = open_in_root(root_fd, "/".join(parts[:i]),
+                                      posix.O_PATH | posix.O_DIRECTORY)
             except FileNotFoundError:
                 return parts  # changed under us: look again
             try:
                 if file and i == len(parts) - 1:
-                    os.close(os.open(parts[i], os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                                     | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                    posix.close(posix.open(parts[i], posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW
+                                     | posix.O_WRONLY | posix.O_CLOEXEC, 0o644, dir_fd=parent))
                 else:
-                    os.mkdir(parts[i], mode, dir_fd=parent)
+                    posix.mkdir(parts[i], mode, dir_fd=parent)
             except FileExistsError:
                 pass  # someone else made it meanwhile: look again
             finally:
-                os.close(parent)
+                posix.close(parent)
             return parts
         try:
-            if stat.S_ISLNK(os.fstat(fd).st_mode):
-                target = os.readlink("", dir_fd=fd)
+            if stat.S_ISLNK(posix.fstat(fd).st_mode):
+                target = posix.readlink("", dir_fd=fd)
                 base = [] if target.startswith("/") else parts[:i]
                 return base + path_parts(target) + parts[i + 1:]
         finally:
-            os.close(fd)
+            posix.close(fd)
     return parts  # everything exists now (made meanwhile): look again
 
 
@@ -109,18 +111,18 @@ def create_in(dir_fd: int, name: str, make: str, mode: int = 0o644,
     replacing whatever non-directory was there, and return an O_PATH fd of
     what was made (checked to be it: not a symlink or mount swapped in)."""
     try:
-        old = os.lstat(name, dir_fd=dir_fd)
+        old = posix.lstat(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
     else:
         if stat.S_ISDIR(old.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
-        os.unlink(name, dir_fd=dir_fd)
+            raise IsADirectoryError(errno.EISDIR, posix.strerror(errno.EISDIR), name)
+        posix.unlink(name, dir_fd=dir_fd)
     if make == "node":
-        os.mknod(name, mode, device, dir_fd=dir_fd)
+        posix.mknod(name, mode, device, dir_fd=dir_fd)
     elif make == "file":
-        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
-                         | os.O_CLOEXEC, mode & 0o777, dir_fd=dir_fd))
+        posix.close(posix.open(name, posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW
+                               | posix.O_WRONLY | posix.O_CLOEXEC, mode & 0o777, dir_fd=dir_fd))
     else:
-        os.symlink(target, name, dir_fd=dir_fd)
+        posix.symlink(target, name, dir_fd=dir_fd)
     return open_child(dir_fd, name)

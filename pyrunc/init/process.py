@@ -3,9 +3,10 @@ environment, rlimits, user and groups, capabilities, no_new_privs, fds."""
 
 from __future__ import annotations
 
-import os
-import stat
+import _stat as stat  # stat.py only re-exports it
+import posix  # not os: see pyrunc.posixfs
 
+from pyrunc import posixfs
 from pyrunc.linux import caps as C
 from pyrunc.linux import libc as L
 
@@ -46,7 +47,7 @@ def look_path(name: str, path_env: str | None) -> str:
     """Resolve args[0] like Go's exec.LookPath, with runc's error text."""
     def executable(p: str) -> bool:
         try:
-            st = os.stat(p)
+            st = posix.stat(p)
         except OSError:
             return False
         return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
@@ -55,9 +56,9 @@ def look_path(name: str, path_env: str | None) -> str:
         if executable(name):
             return name
         raise ProcessError(f'exec: "{name}": stat {name}: no such file or directory'
-                           if not os.path.exists(name) else f'exec: "{name}": permission denied')
+                           if not posixfs.exists(name) else f'exec: "{name}": permission denied')
     for d in (path_env or "").split(":"):
-        cand = os.path.join(d or ".", name)
+        cand = posixfs.join(d or ".", name)
         if executable(cand):
             return cand
     raise ProcessError(f'exec: "{name}": executable file not found in $PATH')
@@ -110,12 +111,12 @@ def apply_user_and_caps(proc: dict[str, Any], sets: dict[str, set[int]]) -> None
     C.drop_bounding(sets["bounding"])
     C.set_keepcaps(True)
     try:
-        os.setgroups(list(user.get("additionalGids", [])))
+        posix.setgroups(list(user.get("additionalGids", [])))
     except PermissionError:
         if user.get("additionalGids"):
             raise
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+    posix.setresgid(gid, gid, gid)
+    posix.setresuid(uid, uid, uid)
     C.set_keepcaps(False)
     C.capset(sets["effective"], sets["permitted"], sets["inheritable"])
     if sets["ambient"]:
@@ -128,15 +129,15 @@ def close_fds(keep_upto: int, also_keep: int = -1) -> None:
     """Close every fd above keep_upto: no host fd may reach the container.
     also_keep must be close-on-exec (the exec fifo): execve closes it."""
     try:
-        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+        fds = [int(n) for n in posix.listdir("/proc/self/fd")]
     except OSError:
-        os.closerange(keep_upto + 1, 65536)
+        posix.closerange(keep_upto + 1, 65536)
         return
     for fd in fds:
         if fd > keep_upto and fd != also_keep:
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
     for fd in range(3, keep_upto + 1):
-        os.set_inheritable(fd, True)
+        posix.set_inheritable(fd, True)

@@ -4,11 +4,11 @@ read-only and masked paths. Runs in the container's init (child side)."""
 
 from __future__ import annotations
 
+import _stat as stat  # stat.py only re-exports it
 import errno
-import os
-import stat
+import posix  # not os: see pyrunc.posixfs
 
-from pyrunc import mountinfo
+from pyrunc import mountinfo, posixfs
 from pyrunc.init import mountopts, paths
 from pyrunc.linux import libc as L
 from pyrunc.linux import mountapi
@@ -80,7 +80,7 @@ class Root:
         raise OSError(errno.EXDEV, f"resolved to {loc!r}, outside the rootfs; refusing")
 
     def close(self) -> None:
-        os.close(self.fd)
+        posix.close(self.fd)
 
 
 def prepare(cfg: dict[str, Any], rootfs: str, in_userns: bool,
@@ -115,7 +115,7 @@ def _prepare(cfg: dict[str, Any], root: Root, linux: dict[str, Any], in_userns: 
             mount_one(m, root, linux)
         except OSError as e:
             raise _mount_err(idx, m, e) from None
-        if os.path.normpath(m["destination"]) == "/dev" and mountopts.is_bind(m):
+        if posixfs.normpath(m["destination"]) == "/dev" and mountopts.is_bind(m):
             dev_bound = True
     if not dev_bound:
         create_devices(root, DEFAULT_DEVICES, in_userns)
@@ -133,7 +133,7 @@ def _prepare(cfg: dict[str, Any], root: Root, linux: dict[str, Any], in_userns: 
     cwd = cfg.get("process", {}).get("cwd")
     if cwd:
         try:
-            os.close(paths.mkdir_all(root.fd, cwd))
+            posix.close(paths.mkdir_all(root.fd, cwd))
         except OSError as e:
             raise MountError(f"config.json: process.cwd: cannot create {cwd!r}: "
                              f"{e.strerror}") from None
@@ -142,7 +142,7 @@ def _prepare(cfg: dict[str, Any], root: Root, linux: dict[str, Any], in_userns: 
 def _make_parent_private(rootfs: str) -> None:
     """pivot_root refuses a shared parent mount; make just that one private."""
     mounts = mountinfo.read()
-    parent = mountinfo.mount_of(os.path.realpath(rootfs), mounts)
+    parent = mountinfo.mount_of(posixfs.realpath(rootfs), mounts)
     if parent and any(o.startswith("shared:") for o in parent.optional):
         L.mount(None, parent.mountpoint, None, L.MS_PRIVATE)
 
@@ -173,7 +173,7 @@ def _landed(root: Root, dest_c: str, under: int, where: str, expect: int | None 
             return new
     except OSError:
         pass
-    os.close(new)
+    posix.close(new)
     raise _moved()
 
 
@@ -189,10 +189,10 @@ def mount_one(m: dict[str, Any], root: Root, linux: dict[str, Any]) -> None:
         _mount_cgroup(dest_c, root, p, linux)
         return
     if p.is_bind:
-        if os.path.isdir(source):
+        if posixfs.isdir(source):
             under = paths.mkdir_all(root.fd, dest_c)
         else:
-            if not os.path.exists(source):
+            if not posixfs.exists(source):
                 raise OSError(errno.ENOENT, "no such file or directory", source)
             under = paths.make_file(root.fd, dest_c)
         try:
@@ -204,19 +204,19 @@ def mount_one(m: dict[str, Any], root: Root, linux: dict[str, Any]) -> None:
                 tree = mountapi.open_tree(source, bool(p.flags & L.MS_REC))
             try:
                 mountapi.move_mount(tree, under)
-                os.close(_landed(root, dest_c, under, where, mountapi.mount_id(tree)[0]))
+                posix.close(_landed(root, dest_c, under, where, mountapi.mount_id(tree)[0]))
             except BaseException:
-                os.close(tree)
+                posix.close(tree)
                 raise
         finally:
-            os.close(under)
+            posix.close(under)
         new = tree
         extra = p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
         if extra:
             try:
                 _remount(paths.fd_path(new), L.MS_BIND | L.MS_REMOUNT | extra)
             except BaseException:
-                os.close(new)
+                posix.close(new)
                 raise
     else:
         under = paths.mkdir_all(root.fd, dest_c)
@@ -224,7 +224,7 @@ def mount_one(m: dict[str, Any], root: Root, linux: dict[str, Any]) -> None:
             where = root.inside(under)
             _check_proc(where, mtype, False)
             flags = p.flags
-            delayed_ro = os.path.normpath(dest_c) == "/dev" and flags & L.MS_RDONLY
+            delayed_ro = posixfs.normpath(dest_c) == "/dev" and flags & L.MS_RDONLY
             if delayed_ro:
                 flags &= ~L.MS_RDONLY  # devices are created first; finalize() makes it read-only
             if "tmpcopyup" in p.extensions and mtype == "tmpfs":
@@ -236,33 +236,34 @@ def mount_one(m: dict[str, Any], root: Root, linux: dict[str, Any]) -> None:
             same = mountapi.mount_id(under)[0] if flags & L.MS_REMOUNT else None
             new = _landed(root, dest_c, under, where, same)
         finally:
-            os.close(under)
+            posix.close(under)
     try:
         for prop in p.propagation:
             L.mount(None, paths.fd_path(new), None, prop)
         if p.attr_set or p.attr_clr:
             mountapi.setattr_fd(new, p.attr_set, p.attr_clr, recursive=True)
     finally:
-        os.close(new)
+        posix.close(new)
 
 
 def _tmpcopyup(under: int, flags: int, data: str | None) -> None:
     """A tmpfs that starts with a copy of what the image had at `under`."""
-    staging = f"/tmp/.pyrunc-tmpcopyup-{os.getpid()}"
-    os.mkdir(staging, 0o700)
+    staging = f"/tmp/.pyrunc-tmpcopyup-{posix.getpid()}"
+    posix.mkdir(staging, 0o700)
     moved = False
     try:
         L.mount("tmpfs", staging, "tmpfs", flags, data)
-        src = os.open(paths.fd_path(under), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        dst = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        src = posix.open(paths.fd_path(under), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        dst = posix.open(staging, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
+                         | posix.O_CLOEXEC)
         try:
             _copy_tree(src, dst)
-            st = os.fstat(src)
-            os.chmod(dst, stat.S_IMODE(st.st_mode))
-            os.chown(dst, st.st_uid, st.st_gid)
+            st = posix.fstat(src)
+            posix.chmod(dst, stat.S_IMODE(st.st_mode))
+            posix.chown(dst, st.st_uid, st.st_gid)
         finally:
-            os.close(src)
-            os.close(dst)
+            posix.close(src)
+            posix.close(dst)
         L.mount(staging, paths.fd_path(under), None, L.MS_MOVE)
         moved = True
     finally:
@@ -271,7 +272,7 @@ def _tmpcopyup(under: int, flags: int, data: str | None) -> None:
                 L.umount2(staging, L.MNT_DETACH)
             except OSError:
                 pass
-        os.rmdir(staging)
+        posix.rmdir(staging)
 
 
 _COPY_CHUNK = 1 << 20
@@ -280,42 +281,42 @@ _COPY_CHUNK = 1 << 20
 def _copy_tree(src: int, dst: int) -> None:
     """Copy directory src into dst, both fds; never follows a symlink (an
     entry swapped for one meanwhile is an error, not a copy of its target)."""
-    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
-    for entry in os.scandir(src):
+    nofollow = posix.O_NOFOLLOW | posix.O_CLOEXEC
+    for entry in posix.scandir(src):
         name = entry.name
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            posix.symlink(posix.readlink(name, dir_fd=src), name, dir_fd=dst)
         elif stat.S_ISDIR(st.st_mode):
-            os.mkdir(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
-            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=src)
+            posix.mkdir(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+            s = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | nofollow, dir_fd=src)
             try:
-                d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dst)
+                d = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | nofollow, dir_fd=dst)
                 try:
                     _copy_tree(s, d)
-                    os.chmod(d, stat.S_IMODE(st.st_mode))
+                    posix.chmod(d, stat.S_IMODE(st.st_mode))
                 finally:
-                    os.close(d)
+                    posix.close(d)
             finally:
-                os.close(s)
+                posix.close(s)
         elif stat.S_ISREG(st.st_mode):
-            fi = os.open(name, os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=src)
+            fi = posix.open(name, posix.O_RDONLY | posix.O_NONBLOCK | nofollow, dir_fd=src)
             try:
-                if not stat.S_ISREG(os.fstat(fi).st_mode):
+                if not stat.S_ISREG(posix.fstat(fi).st_mode):
                     raise OSError(errno.EXDEV, "changed while copying", name)
-                fo = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow,
+                fo = posix.open(name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | nofollow,
                              stat.S_IMODE(st.st_mode), dir_fd=dst)
                 try:
-                    while chunk := os.read(fi, _COPY_CHUNK):
-                        os.write(fo, chunk)
-                    os.chmod(fo, stat.S_IMODE(st.st_mode))
+                    while chunk := posix.read(fi, _COPY_CHUNK):
+                        posix.write(fo, chunk)
+                    posix.chmod(fo, stat.S_IMODE(st.st_mode))
                 finally:
-                    os.close(fo)
+                    posix.close(fo)
             finally:
-                os.close(fi)
+                posix.close(fi)
         else:
             continue
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        posix.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
 
 
 def _idmapped_tree(source: str, m: dict[str, Any], p: mountopts.Parsed,
@@ -326,7 +327,7 @@ def _idmapped_tree(source: str, m: dict[str, Any], p: mountopts.Parsed,
     if "uidMappings" in m or "gidMappings" in m:
         userns = _userns_with_maps(m.get("uidMappings", []), m.get("gidMappings", []))
     elif any(ns["type"] == "user" for ns in linux.get("namespaces", [])):
-        userns = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        userns = posix.open("/proc/self/ns/user", posix.O_RDONLY | posix.O_CLOEXEC)
     else:
         raise MountError(f"mount {m['destination']!r}: idmap needs uidMappings/gidMappings "
                          "or a user namespace")
@@ -335,11 +336,11 @@ def _idmapped_tree(source: str, m: dict[str, Any], p: mountopts.Parsed,
         try:
             mountapi.idmap(tree, userns, "ridmap" in p.extensions)
         except BaseException:
-            os.close(tree)
+            posix.close(tree)
             raise
         return tree
     finally:
-        os.close(userns)
+        posix.close(userns)
 
 
 def _userns_with_maps(uid_maps: list[dict[str, int]], gid_maps: list[dict[str, int]]) -> int:
@@ -347,30 +348,30 @@ def _userns_with_maps(uid_maps: list[dict[str, int]], gid_maps: list[dict[str, i
     that only lives long enough for us to open its namespace. /proc here may
     still be the host's (before pivot_root), so the child reports its pid as
     that /proc sees it."""
-    r, w = os.pipe()
-    back_r, back_w = os.pipe()
-    pid = os.fork()
+    r, w = posix.pipe()
+    back_r, back_w = posix.pipe()
+    pid = posix.fork()
     if pid == 0:
         try:
-            os.close(w)
-            os.close(back_r)
+            posix.close(w)
+            posix.close(back_r)
             L.unshare(L.CLONE_NEWUSER)
-            os.write(back_w, os.readlink("/proc/self").encode())
-            os.read(r, 1)  # until the parent has what it needs
+            posix.write(back_w, posix.readlink("/proc/self").encode())
+            posix.read(r, 1)  # until the parent has what it needs
         finally:
-            os._exit(0)
-    os.close(r)
-    os.close(back_w)
+            posix._exit(0)
+    posix.close(r)
+    posix.close(back_w)
     try:
-        proc_pid = os.read(back_r, 32).decode()
+        proc_pid = posix.read(back_r, 32).decode()
         if not proc_pid:
             raise OSError("could not create a user namespace for an idmapped mount")
         write_id_maps(proc_pid, uid_maps, gid_maps)
-        return os.open(f"/proc/{proc_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return posix.open(f"/proc/{proc_pid}/ns/user", posix.O_RDONLY | posix.O_CLOEXEC)
     finally:
-        os.close(w)
-        os.close(back_r)
-        os.waitpid(pid, 0)
+        posix.close(w)
+        posix.close(back_r)
+        posix.waitpid(pid, 0)
 
 
 def _remount(dest: str, flags: int) -> None:
@@ -378,16 +379,16 @@ def _remount(dest: str, flags: int) -> None:
         L.mount(None, dest, None, flags)
     except PermissionError:
         # Locked flags (a user namespace, or the source's own) must be kept.
-        st = os.statvfs(dest)
+        st = posix.statvfs(dest)
         L.mount(None, dest, None, flags | _statvfs_flags(st.f_flag))
 
 
 def _statvfs_flags(f_flag: int) -> int:
     out = 0
-    for st_bit, ms in ((os.ST_RDONLY, L.MS_RDONLY), (os.ST_NOSUID, L.MS_NOSUID),
-                       (os.ST_NODEV, L.MS_NODEV), (os.ST_NOEXEC, L.MS_NOEXEC),
-                       (os.ST_NOATIME, L.MS_NOATIME), (os.ST_NODIRATIME, L.MS_NODIRATIME),
-                       (os.ST_RELATIME, L.MS_RELATIME)):
+    for st_bit, ms in ((posix.ST_RDONLY, L.MS_RDONLY), (posix.ST_NOSUID, L.MS_NOSUID),
+                       (posix.ST_NODEV, L.MS_NODEV), (posix.ST_NOEXEC, L.MS_NOEXEC),
+                       (posix.ST_NOATIME, L.MS_NOATIME), (posix.ST_NODIRATIME, L.MS_NODIRATIME),
+                       (posix.ST_RELATIME, L.MS_RELATIME)):
         if f_flag & st_bit:
             out |= ms
     return out
@@ -405,16 +406,16 @@ def _mount_cgroup(dest_c: str, root: Root, p: mountopts.Parsed, linux: dict[str,
         host_root = mountinfo.mount_of("/sys/fs/cgroup", mounts)
         if host_root and host_root.fstype == "cgroup2":
             L.mount("cgroup", paths.fd_path(under), "cgroup2", p.flags)
-            os.close(_landed(root, dest_c, under, where))
+            posix.close(_landed(root, dest_c, under, where))
             return
         L.mount("tmpfs", paths.fd_path(under), "tmpfs", flags, "mode=755")
         top = _landed(root, dest_c, under, where)
     finally:
-        os.close(under)
+        posix.close(under)
     try:
         _mount_cgroup_v1(top, mounts, p, flags, linux)
     finally:
-        os.close(top)
+        posix.close(top)
 
 
 def _mount_cgroup_v1(top: int, mounts: list[mountinfo.Mount], p: mountopts.Parsed, flags: int,
@@ -432,17 +433,17 @@ def _mount_cgroup_v1(top: int, mounts: list[mountinfo.Mount], p: mountopts.Parse
         if match is None:
             continue
         ctrls, path = match
-        name = os.path.basename(m.mountpoint)
-        os.mkdir(name, 0o755, dir_fd=top)
+        name = posixfs.basename(m.mountpoint)
+        posix.mkdir(name, 0o755, dir_fd=top)
         target = open_child(top, name)
         try:
             if own_ns:
                 L.mount("cgroup", paths.fd_path(target), "cgroup", flags, ctrls)
             else:
-                src = os.path.normpath(os.path.join(m.mountpoint, os.path.relpath(path, m.root)))
+                src = posixfs.normpath(posixfs.join(m.mountpoint, posixfs.relpath(path, m.root)))
                 L.mount(src, paths.fd_path(target), None, L.MS_BIND | L.MS_REC)
         finally:
-            os.close(target)
+            posix.close(target)
         names.append(name)
     if p.flags & L.MS_RDONLY:
         _cgroup_v1_readonly(top, names, flags)
@@ -465,11 +466,11 @@ def _cgroup_v1_readonly(top: int, names: list[str], flags: int) -> None:
         if e.errno != errno.ENOSYS:
             raise
     for name in names:
-        sub = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+        sub = posix.open(name, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=top)
         try:
             _remount(paths.fd_path(sub), L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | flags)
         finally:
-            os.close(sub)
+            posix.close(sub)
     L.mount(None, paths.fd_path(top), None, L.MS_REMOUNT | L.MS_RDONLY | flags, "mode=755")
 
 
@@ -498,37 +499,37 @@ def create_devices(root: Root, devices: list[tuple[str, str, int, int, int]], in
                 try:
                     mountapi.attach(mountapi.open_tree(path, False), fd)
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
                 continue
-            old = os.umask(0)
+            old = posix.umask(0)
             try:
                 fd = paths.create_in(parent, name, "node", _NODE_KIND[dtype] | (mode & 0o7777),
-                                     os.makedev(major, minor))
+                                     posix.makedev(major, minor))
             finally:
-                os.umask(old)
+                posix.umask(old)
             try:
-                os.chown(paths.fd_path(fd), uid, gid)  # the node made, whatever is at name now
+                posix.chown(paths.fd_path(fd), uid, gid)  # the node made, whatever is at name now
             finally:
-                os.close(fd)
+                posix.close(fd)
         finally:
-            os.close(parent)
+            posix.close(parent)
 
 
 def _dev_symlinks(root: Root) -> None:
     links = list(DEV_SYMLINKS)
-    if os.path.exists("/proc/kcore"):
+    if posixfs.exists("/proc/kcore"):
         links.append(("/proc/kcore", "/dev/core"))
     dev = paths.mkdir_all(root.fd, "/dev")
     try:
         root.inside(dev)
         for target, link in links:
             try:
-                os.symlink(target, os.path.basename(link), dir_fd=dev)
+                posix.symlink(target, posixfs.basename(link), dir_fd=dev)
             except FileExistsError:
                 pass
-        os.close(paths.create_in(dev, "ptmx", "symlink", target="pts/ptmx"))
+        posix.close(paths.create_in(dev, "ptmx", "symlink", target="pts/ptmx"))
     finally:
-        os.close(dev)
+        posix.close(dev)
 
 
 def _console_placeholder(root: Root) -> None:
@@ -537,12 +538,12 @@ def _console_placeholder(root: Root) -> None:
     dev = paths.mkdir_all(root.fd, "/dev")
     try:
         root.inside(dev)
-        os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
-                         | os.O_CLOEXEC, 0o600, dir_fd=dev))
+        posix.close(posix.open("console", posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW
+                               | posix.O_WRONLY | posix.O_CLOEXEC, 0o600, dir_fd=dev))
     except FileExistsError:
         pass
     finally:
-        os.close(dev)
+        posix.close(dev)
 
 
 def mount_console(slave: int) -> None:
@@ -551,52 +552,52 @@ def mount_console(slave: int) -> None:
     entry of /dev, opened without following a symlink: an image's symlink
     there must not get the pty (or a remount) onto another file (the
     CVE-2025-52565 class). After pivot_root, so no /proc path is used."""
-    st = os.fstat(slave)
-    if not stat.S_ISCHR(st.st_mode) or not 136 <= os.major(st.st_rdev) < 144:
+    st = posix.fstat(slave)
+    if not stat.S_ISCHR(st.st_mode) or not 136 <= posix.major(st.st_rdev) < 144:
         raise MountError("the console is not a pty slave; refusing to mount it")
     root = paths.open_root("/")
     try:
         dev = paths.resolve(root, "/dev")
     finally:
-        os.close(root)
+        posix.close(root)
     try:
         try:
             target = open_child(dev, "console")
         except FileNotFoundError:
             target = paths.create_in(dev, "console", "file", 0o600)
         try:
-            kind = os.fstat(target).st_mode
+            kind = posix.fstat(target).st_mode
             if not (stat.S_ISREG(kind) or stat.S_ISCHR(kind)):
                 raise MountError("/dev/console in the container is not a file or a device "
                                  "(a symlink?); refusing to mount the console there")
             mountapi.attach(mountapi.open_tree("", False, dirfd=slave), target)
         finally:
-            os.close(target)
+            posix.close(target)
     finally:
-        os.close(dev)
+        posix.close(dev)
 
 
 def enter(rootfs: str, no_pivot: bool) -> None:
     """Make rootfs the container's "/"."""
-    os.chdir(rootfs)
+    posix.chdir(rootfs)
     if no_pivot:
         L.mount(rootfs, "/", None, L.MS_MOVE)
-        os.chroot(".")
-        os.chdir("/")
+        posix.chroot(".")
+        posix.chdir("/")
         return
-    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-    new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    old = posix.open("/", posix.O_DIRECTORY | posix.O_RDONLY | posix.O_CLOEXEC)
+    new = posix.open(rootfs, posix.O_DIRECTORY | posix.O_RDONLY | posix.O_CLOEXEC)
     try:
         L.pivot_root(".", ".")
         # The old root now sits under "/": detach it without touching the host's mounts.
-        os.fchdir(old)
+        posix.fchdir(old)
         L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
         L.umount2(".", L.MNT_DETACH)
-        os.fchdir(new)
+        posix.fchdir(new)
     finally:
-        os.close(old)
-        os.close(new)
-    os.chdir("/")
+        posix.close(old)
+        posix.close(new)
+    posix.chdir("/")
 
 
 def apply_root_propagation(linux: dict[str, Any]) -> None:
@@ -609,7 +610,7 @@ def apply_root_propagation(linux: dict[str, Any]) -> None:
 def finalize(cfg: dict[str, Any]) -> None:
     """After pivot_root: /dev and / read-only."""
     for m in cfg.get("mounts", []):
-        if os.path.normpath(m["destination"]) == "/dev" and "ro" in m.get("options", []) \
+        if posixfs.normpath(m["destination"]) == "/dev" and "ro" in m.get("options", []) \
                 and m.get("type") != "bind":
             L.mount(None, "/dev", None, L.MS_REMOUNT | L.MS_RDONLY)
     if cfg.get("root", {}).get("readonly"):
@@ -644,9 +645,9 @@ def protect_paths(linux: dict[str, Any]) -> None:
                     raise MountError(f"config.json: linux.maskedPaths[{idx}]: cannot mask "
                                      f"{path!r}: {e.strerror}") from None
         finally:
-            os.close(null_fd)
+            posix.close(null_fd)
     finally:
-        os.close(root)
+        posix.close(root)
 
 
 def readonly_path(root: int, path: str) -> None:
@@ -660,11 +661,11 @@ def readonly_path(root: int, path: str) -> None:
         try:
             mountapi.setattr_fd(tree, mountapi.MOUNT_ATTR_RDONLY)
         except BaseException:
-            os.close(tree)
+            posix.close(tree)
             raise
         mountapi.attach(tree, fd)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _dev_null_fd(root: int) -> int:
@@ -676,9 +677,9 @@ def _dev_null_fd(root: int) -> int:
     except OSError as e:
         raise MountError(f"/dev/null in the container cannot be opened ({e.strerror}); "
                          "refusing to mask paths without it") from None
-    st = os.fstat(fd)
-    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
-        os.close(fd)
+    st = posix.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != posix.makedev(1, 3):
+        posix.close(fd)
         raise MountError("/dev/null in the container is not the null device (1:3); refusing "
                          "to use it to mask paths")
     return fd
@@ -691,10 +692,10 @@ def mask_path(root: int, path: str, null_fd: int) -> None:
     except FileNotFoundError:
         return
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
+        if stat.S_ISDIR(posix.fstat(fd).st_mode):
             tree = mountapi.empty_tmpfs_ro()
         else:
             tree = mountapi.open_tree("", False, dirfd=null_fd)
         mountapi.attach(tree, fd)
     finally:
-        os.close(fd)
+        posix.close(fd)

@@ -3,7 +3,7 @@ I/O priority, CPU affinity and personality (process.* and linux.personality)."""
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see pyrunc.posixfs
 
 from pyrunc.linux import libc as L
 
@@ -68,7 +68,7 @@ def apply_affinity(cpus: str | None, field: str, src: str = "config.json: proces
     if not cpus:
         return
     try:
-        os.sched_setaffinity(0, parse_cpus(cpus))
+        posix.sched_setaffinity(0, parse_cpus(cpus))
     except (ValueError, OSError) as e:
         raise SchedError(f"{src}execCPUAffinity.{field}: cannot set {cpus!r}: {e}") from None
 

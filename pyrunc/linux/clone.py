@@ -8,14 +8,14 @@ accept it; on v1 a thread moving itself (pid 0 into `tasks`) skips the lock
 too (pyrunc.cgroups.Manager.self_join_files).
 
 The child is a fork in all but name: the interpreter is told through the
-same C API os.fork() uses (PyOS_BeforeFork/AfterFork_*), and CPython holds
-the GIL across the call (PyDLL), as os.fork does.
+same C API posix.fork() uses (PyOS_BeforeFork/AfterFork_*), and CPython holds
+the GIL across the call (PyDLL), as posix.fork does.
 """
 
 from __future__ import annotations
 
 import _signal  # not `signal`: its enums cost ~3 ms
-import os
+import posix  # not os: see pyrunc.posixfs
 
 from pyrunc.linux import cdata, libc
 
@@ -35,7 +35,7 @@ _syscall.argtypes = [cdata.c_long, cdata.c_void_p, cdata.c_size_t]
 
 
 def fork_into_cgroup(cgroup_fd: int) -> int:
-    """Like os.fork(), the child starting in the cgroup v2 directory cgroup_fd.
+    """Like posix.fork(), the child starting in the cgroup v2 directory cgroup_fd.
     OSError (ENOSYS on old kernels, EACCES...) leaves no child behind."""
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_signal.SIGCHLD, cgroup=cgroup_fd)
     _api.PyOS_BeforeFork()
@@ -46,5 +46,5 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     err = cdata.get_errno()
     _api.PyOS_AfterFork_Parent()
     if pid < 0:
-        raise OSError(err, f"clone3: {os.strerror(err)}")
+        raise OSError(err, f"clone3: {posix.strerror(err)}")
     return int(pid)

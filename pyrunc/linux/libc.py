@@ -1,7 +1,7 @@
 """The syscall layer: thin, typed, errno-checked wrappers over libc (through
 pyrunc.linux.cdata, the part of ctypes we use).
 
-CPython 3.11 has no os.unshare/os.setns and no mount API, so the few calls a
+CPython 3.11 has no posix.unshare/posix.setns and no mount API, so the few calls a
 runtime needs live here and nowhere else. Every failure raises OSError with
 the syscall name and the path it concerned, so messages stay readable.
 """
@@ -9,9 +9,10 @@ the syscall name and the path it concerned, so messages stay readable.
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see pyrunc.posixfs
 import sys
 
+from pyrunc import posixfs
 from pyrunc.linux import cdata
 
 # namespace clone flags (linux/sched.h)
@@ -78,7 +79,7 @@ def _libc() -> cdata.CDLL:
 
 
 # Read once: a LINUX32 personality later makes uname() report i686.
-_ARCH = os.uname().machine
+_ARCH = posix.uname().machine
 
 
 def syscall_nr(name: str) -> int:
@@ -88,14 +89,14 @@ def syscall_nr(name: str) -> int:
 def _check(ret: int, what: str, path: str | None = None) -> int:
     if ret < 0:
         err = cdata.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+        raise OSError(err, f"{what}: {posix.strerror(err)}", path)
     return ret
 
 
 def _b(s: str | bytes | None) -> bytes | None:
     if s is None:
         return None
-    return s if isinstance(s, bytes) else os.fsencode(s)
+    return s if isinstance(s, bytes) else posixfs.fsencode(s)
 
 
 def syscall(name: str, *args: object) -> int:

@@ -4,7 +4,7 @@ statx's mount id to check where a mount landed."""
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see pyrunc.posixfs
 import sys
 
 from pyrunc.linux import cdata, libc
@@ -69,7 +69,7 @@ def attach(tree_fd: int, dest_fd: int) -> None:
     try:
         move_mount(tree_fd, dest_fd)
     finally:
-        os.close(tree_fd)
+        posix.close(tree_fd)
 
 
 def setattr_fd(fd: int, attr_set: int, attr_clr: int = 0, recursive: bool = False) -> None:
@@ -97,7 +97,7 @@ def empty_tmpfs_ro() -> int:
         libc.syscall("fsconfig", fs, FSCONFIG_CMD_CREATE, None, None, 0)
         return libc.syscall("fsmount", fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)
     finally:
-        os.close(fs)
+        posix.close(fs)
 
 
 STATX_MNT_ID = 0x1000

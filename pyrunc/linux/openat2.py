@@ -9,10 +9,11 @@ beneath the one before)."""
 
 from __future__ import annotations
 
+import _stat as stat  # stat.py only re-exports it
 import errno
-import os
-import stat
+import posix  # not os: see pyrunc.posixfs
 
+from pyrunc import posixfs
 from pyrunc.linux import cdata, libc
 
 RESOLVE_NO_XDEV = 0x01
@@ -36,10 +37,10 @@ _STATE = {"have": True}  # False once the kernel said ENOSYS
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """Raw openat2; raises OSError (ENOSYS on kernels without it)."""
-    how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    how = OpenHow(flags | posix.O_CLOEXEC, mode, resolve)
     lib = libc._libc()
     nr = libc.syscall_nr("openat2")
-    bpath = os.fsencode(path)
+    bpath = posixfs.fsencode(path)
     for _ in range(_RETRIES):
         fd = lib.syscall(nr, dirfd, bpath, cdata.byref(how), cdata.sizeof(how))
         if fd >= 0:
@@ -47,10 +48,10 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
         err = cdata.get_errno()
         if err != errno.EAGAIN:
             break
-    raise OSError(err, os.strerror(err), path)
+    raise OSError(err, posix.strerror(err), path)
 
 
-def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+def open_in_root(root_fd: int, path: str, flags: int = posix.O_PATH) -> int:
     """fd of `path` looked up as if root_fd were "/", never leaving it.
     flags: O_PATH, optionally O_NOFOLLOW (last component) and O_DIRECTORY."""
     if _STATE["have"]:
@@ -63,12 +64,12 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
     return walk_in_root(root_fd, path, flags)
 
 
-def open_child(dir_fd: int, name: str, flags: int = os.O_PATH) -> int:
+def open_child(dir_fd: int, name: str, flags: int = posix.O_PATH) -> int:
     """fd of the entry `name` of dir_fd itself: not a symlink, not a mount
     someone placed there, nothing beneath another directory."""
     if _STATE["have"]:
         try:
-            return openat2(dir_fd, name, flags | os.O_NOFOLLOW,
+            return openat2(dir_fd, name, flags | posix.O_NOFOLLOW,
                            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV
                            | RESOLVE_NO_MAGICLINKS)
         except OSError as e:
@@ -77,7 +78,7 @@ def open_child(dir_fd: int, name: str, flags: int = os.O_PATH) -> int:
             _STATE["have"] = False
     if "/" in name or name in ("", ".", ".."):
         raise OSError(errno.EINVAL, "not a single path component", name)
-    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    return posix.open(name, flags | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=dir_fd)
 
 
 def path_parts(path: str) -> list[str]:
@@ -85,11 +86,11 @@ def path_parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
-def walk_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+def walk_in_root(root_fd: int, path: str, flags: int = posix.O_PATH) -> int:
     """RESOLVE_IN_ROOT done in user space from fds (the ENOSYS fallback).
     ".." pops our own stack of directory fds, so it cannot climb out even
     if a directory is moved while we hold it."""
-    nofollow = bool(flags & os.O_NOFOLLOW)
+    nofollow = bool(flags & posix.O_NOFOLLOW)
     stack: list[int] = []  # fds we opened; the current directory is the last (or root_fd)
     pending = path_parts(path)
     pending.reverse()
@@ -99,33 +100,33 @@ def walk_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
             part = pending.pop()
             if part == "..":
                 if stack:
-                    os.close(stack.pop())
+                    posix.close(stack.pop())
                 continue
             cur = stack[-1] if stack else root_fd
-            fd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
-            mode = os.fstat(fd).st_mode
+            fd = posix.open(part, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=cur)
+            mode = posix.fstat(fd).st_mode
             if stat.S_ISLNK(mode) and (pending or not nofollow):
                 links += 1
                 try:
-                    target = os.readlink("", dir_fd=fd)
+                    target = posix.readlink("", dir_fd=fd)
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
                 if links > _MAX_LINKS:
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                    raise OSError(errno.ELOOP, posix.strerror(errno.ELOOP), path)
                 if target.startswith("/"):
                     while stack:
-                        os.close(stack.pop())
+                        posix.close(stack.pop())
                 pending.extend(reversed(path_parts(target)))
                 continue
             stack.append(fd)
             if pending and not stat.S_ISDIR(mode):
-                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-        result = stack.pop() if stack else os.open(".", os.O_PATH | os.O_CLOEXEC,
+                raise OSError(errno.ENOTDIR, posix.strerror(errno.ENOTDIR), path)
+        result = stack.pop() if stack else posix.open(".", posix.O_PATH | posix.O_CLOEXEC,
                                                    dir_fd=root_fd)
-        if flags & os.O_DIRECTORY and not stat.S_ISDIR(os.fstat(result).st_mode):
-            os.close(result)
-            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        if flags & posix.O_DIRECTORY and not stat.S_ISDIR(posix.fstat(result).st_mode):
+            posix.close(result)
+            raise OSError(errno.ENOTDIR, posix.strerror(errno.ENOTDIR), path)
         return result
     finally:
         for fd in stack:
-            os.close(fd)
+            posix.close(fd)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see pyrunc.posixfs
 
 
 def write_id_maps(pid: int | str, uid_maps: list[dict[str, int]],
@@ -24,17 +24,17 @@ def set_container_maps(pid: int, uid_maps: list[dict[str, int]],
     setgroups "deny" first); a wider map goes through the setuid helpers
     newuidmap/newgidmap, which check /etc/subuid and /etc/subgid (as runc and
     crun do). setgroups then stays "allow", so the container may setgroups."""
-    if os.geteuid() == 0:
+    if posix.geteuid() == 0:
         write_id_maps(pid, uid_maps, gid_maps, "allow" if gid_maps else None)
         return
-    if _self_only(uid_maps, os.geteuid()):
+    if _self_only(uid_maps, posix.geteuid()):
         with open(f"/proc/{pid}/uid_map", "w") as f:
             f.write(_fmt(uid_maps))
     else:
         _helper("newuidmap", pid, uid_maps)
     if not gid_maps:
         return
-    if _self_only(gid_maps, os.getegid()):
+    if _self_only(gid_maps, posix.getegid()):
         with open(f"/proc/{pid}/setgroups", "w") as f:
             f.write("deny")
         with open(f"/proc/{pid}/gid_map", "w") as f:

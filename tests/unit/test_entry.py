@@ -100,7 +100,7 @@ def test_create_parent_path_stays_off_os(tmp_path: Path) -> None:
 
     code = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "import pyrunc.__main__, pyrunc.early, pyrunc.cli, pyrunc.launch\n"
+        "import pyrunc.__main__, pyrunc.early, pyrunc.clicore, pyrunc.launch\n"
         "from pyrunc import cgroups, spec, sync\n"
         "from pyrunc.cgroups import fs, v1  # Manager.set\n"
         "from pyrunc.init import lsm, plan, sysctl\n"
@@ -117,6 +117,48 @@ def test_create_parent_path_stays_off_os(tmp_path: Path) -> None:
                           str(repo / "bundles" / "busybox"), str(tmp_path / "root")],
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == []
+
+
+def test_init_side_stays_off_os() -> None:
+    """What stage 1 imports for init (and exec's joiner) does without os
+    too: ~2 ms of stage 1, which create waits for."""
+    import subprocess
+    import sys
+
+    import _prctl  # python-prctl's C part, found without site (-S)
+
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:]\n"
+        "import pyrunc.early\n"
+        "from pyrunc.init import main, exec_child\n"
+        "main._preload_common()\n"
+        "print(' '.join(m for m in ('os', 'posixpath', '_collections_abc') if m in sys.modules))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(repo),
+                          str(Path(_prctl.__file__).parent)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == []
+
+
+@pytest.mark.parametrize("path", ["", "a", "/", "//", "/a", "/a/", "a/b", "/a/b/", "//a//b//",
+                                  "a//", "/a/b/c.d"])
+def test_name_splits_are_os_paths(path: str) -> None:
+    assert (posixfs.basename(path), posixfs.dirname(path)) == \
+        (os.path.basename(path), os.path.dirname(path))
+
+
+@pytest.mark.parametrize(("path", "start"), [
+    ("/a/b/c", "/a"), ("/a", "/a/b/c"), ("/a/b", "/a/b"), ("/x/y", "/a/b"), ("/", "/a"),
+    ("/a/b/", "/"), ("/a/./b/../c", "/a/c/d"),
+])
+def test_relpath_is_os_paths(path: str, start: str) -> None:
+    assert posixfs.relpath(path, start) == os.path.relpath(path, start)
+
+
+def test_fsencode_is_os_fsencode() -> None:
+    for name in ("plain", "caf\u00e9", "bad\udcff", b"raw\xff"):
+        assert posixfs.fsencode(name) == os.fsencode(name)
 
 
 def test_makedirs_is_os_makedirs(tmp_path: Path) -> None:
