@@ -92,53 +92,48 @@ def test_kind_checks_are_os_paths(tmp_path: Path) -> None:
     assert not posixfs.exists("bad\0path")  # ValueError, as os.path.exists
 
 
-def test_create_parent_path_stays_off_os(tmp_path: Path) -> None:
-    """What create's parent imports, up to sending the plan, does without os
-    (stage 1 waits for that plan; pyrunc.posixfs says why)."""
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _os_modules_after(code: str, *args: str) -> list[str]:
+    """Run `code` in a fresh `python -I -S` with sys.argv[1:] put first on
+    sys.path (the source tree, then args); what of os it left imported."""
     import subprocess
     import sys
 
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1])\n"
+    code = ("import sys; sys.path[:0] = sys.argv[1:]\n" + code
+            + "print(' '.join(m for m in ('os', 'posixpath', '_collections_abc')"
+              " if m in sys.modules))\n")
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code, str(_REPO), *args],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_create_parent_path_stays_off_os(tmp_path: Path) -> None:
+    """What create's parent imports, up to sending the plan, does without os
+    (stage 1 waits for that plan; pyrunc.posixfs says why)."""
+    root = tmp_path / "root"
+    assert _os_modules_after(
         "import pyrunc.__main__, pyrunc.early, pyrunc.clicore, pyrunc.launch\n"
         "from pyrunc import cgroups, spec, sync\n"
         "from pyrunc.cgroups import fs, v1  # Manager.set\n"
         "from pyrunc.init import lsm, plan, sysctl\n"
         "from pyrunc.linux import seccomp\n"
-        "cfg = spec.load_config(sys.argv[2])\n"
+        f"cfg = spec.load_config({str(_REPO / 'bundles' / 'busybox')!r})\n"
         "seccomp.compile_filter({'defaultAction': 'SCMP_ACT_ERRNO', 'syscalls': [\n"
         "    {'names': ['read'], 'action': 'SCMP_ACT_ALLOW'}]})\n"
         "cgroups.open_manager(None, 'x')\n"
-        "from pyrunc.state import Root; Root(sys.argv[3]).make('c').remove()\n"
-        "print(' '.join(m for m in ('os', 'posixpath', '_collections_abc') if m in sys.modules))\n"
-    )
-    repo = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(repo),
-                          str(repo / "bundles" / "busybox"), str(tmp_path / "root")],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.split() == []
+        f"from pyrunc.state import Root; Root({str(root)!r}).make('c').remove()\n") == []
 
 
 def test_init_side_stays_off_os() -> None:
     """What stage 1 imports for init (and exec's joiner) does without os
     too: ~2 ms of stage 1, which create waits for."""
-    import subprocess
-    import sys
-
     import _prctl  # python-prctl's C part, found without site (-S)
 
-    code = (
-        "import sys; sys.path[:0] = sys.argv[1:]\n"
+    assert _os_modules_after(
         "import pyrunc.early\n"
         "from pyrunc.init import main, exec_child\n"
-        "main._preload_common()\n"
-        "print(' '.join(m for m in ('os', 'posixpath', '_collections_abc') if m in sys.modules))\n"
-    )
-    repo = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(repo),
-                          str(Path(_prctl.__file__).parent)],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.split() == []
+        "main._preload_common()\n", str(Path(_prctl.__file__).parent)) == []
 
 
 @pytest.mark.parametrize("path", ["", "a", "/", "//", "/a", "/a/", "a/b", "/a/b/", "//a//b//",
