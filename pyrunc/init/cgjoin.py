@@ -29,8 +29,11 @@ class CgroupJoinError(Exception):
 def join_self(tasks_files: list[str], rootless: bool) -> None:
     for path in tasks_files:
         try:
-            with open(path, "w") as f:
-                f.write("0")
+            fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
+            try:
+                posix.write(fd, b"0")
+            finally:
+                posix.close(fd)
         except OSError as e:
             if rootless and e.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
                 continue  # rootless without a delegated cgroup: like runc, go on

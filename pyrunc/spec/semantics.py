@@ -4,8 +4,8 @@ naming the field. (args[0] is looked up inside the rootfs by create.)"""
 
 from __future__ import annotations
 
+import _stat as stat  # stat.py only re-exports it
 import posix  # not os: see pyrunc.posixfs
-import stat
 
 from pyrunc import posixfs
 from pyrunc.errors import ConfigError
