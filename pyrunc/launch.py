@@ -96,18 +96,11 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
     init_pid = 0
     try:
         linux = cfg.get("linux", {})
-        mgr = cgroups.open_manager(linux.get("cgroupsPath"), cid,
-                                   rootless=opts.rootless, systemd=opts.systemd_cgroup)
-        mgr.create()
-        st.cgroup = mgr.to_state()
-        mgr.set(linux.get("resources", {}))
-        if rdt is not None:
-            st.extra["intelRdt"] = rdt.setup(linux["intelRdt"], cid)
         posix.mkfifo(cdir.creating_fifo, 0o622)
         posix.chmod(cdir.creating_fifo, 0o622)  # not narrowed by our umask
         # init opens it as the container's root, which may be another host uid
         posix.chown(cdir.creating_fifo, _host_id(linux.get("uidMappings"), 0),
-                 _host_id(linux.get("gidMappings"), 0))
+                    _host_id(linux.get("gidMappings"), 0))
         if opts.console_socket and console is None:
             import socket
 
@@ -129,15 +122,27 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
         # Opened here: init may not be able to walk to --root once in its
         # user namespace; it reopens this fd through /proc/self/fd.
         plan.fifo_fd = posix.open(cdir.creating_fifo, posix.O_PATH | posix.O_CLOEXEC)
-        parent_joins = _plan_cgroup_join(plan, mgr, linux)
         try:
             s1.send_plan(plan)
         finally:
-            for fd in (plan.fifo_fd, plan.cgroup_v2_fd):
-                if fd >= 0:
-                    posix.close(fd)
+            posix.close(plan.fifo_fd)
             if console is not None:
                 console.close()
+        # The cgroups now, while stage 1 sets up the namespaces: it takes
+        # the join (a second message) just before it forks init.
+        mgr = cgroups.open_manager(linux.get("cgroupsPath"), cid,
+                                   rootless=opts.rootless, systemd=opts.systemd_cgroup)
+        mgr.create()
+        st.cgroup = mgr.to_state()
+        mgr.set(linux.get("resources", {}))
+        if rdt is not None:
+            st.extra["intelRdt"] = rdt.setup(linux["intelRdt"], cid)
+        parent_joins = _plan_cgroup_join(plan, mgr, linux)
+        try:
+            plan.send_cgroup_join(psock)
+        finally:
+            if plan.cgroup_v2_fd >= 0:
+                posix.close(plan.cgroup_v2_fd)
         # First written now, while stage 1 works (a write is a file and a
         # rename: ~0.4 ms on ext4): from here on, a create killed midway
         # leaves `delete` the record of its cgroups and resctrl group.

@@ -92,15 +92,19 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
         plan = receive(sock, Plan, caller_cpus)
         if plan is None:
             posix._exit(0)
-        if plan.cgroup_tasks:  # before forking init, which inherits them
-            cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
         _preload(plan.cfg)
         nss = {ns["type"]: ns.get("path") for ns in plan.cfg.get("linux", {})
                .get("namespaces", [])}
         # Open every namespace path before joining any: later ones may be
         # unreachable from inside the earlier ones.
         joined = {t: _open_ns(t, p, plan.cfg) for t, p in nss.items() if p}
+        joining = True  # the cgroup join is still to come (below)
         if "user" in nss:
+            # Here the join comes first: the parent sends it before it reads
+            # our "userns", and from inside a user namespace we may not write
+            # to the host's cgroups (the parent moves us itself from a new one).
+            _join_cgroups(sock, plan)
+            joining = False
             if "user" in joined:
                 L.setns(joined.pop("user"), L.CLONE_NEWUSER, nss["user"])
             else:
@@ -113,9 +117,6 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
                 L.prctl(L.PR_SET_DUMPABLE, 0)
             posix.setresgid(0, 0, 0)
             posix.setresuid(0, 0, 0)
-        for t, fd in joined.items():
-            L.setns(fd, NS_FLAGS[t], nss[t])
-            posix.close(fd)
         flags = 0
         for t, p in nss.items():
             if not p and t not in ("user", "cgroup"):  # cgroup: in stage 2
@@ -124,12 +125,26 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
             L.unshare(flags)
         if "time" in nss and not nss["time"]:
             _write_time_offsets(plan.cfg.get("linux", {}).get("timeOffsets", {}))
+        if joining:  # the parent made the cgroups meanwhile
+            _join_cgroups(sock, plan)
+        for t, fd in joined.items():
+            L.setns(fd, NS_FLAGS[t], nss[t])
+            posix.close(fd)
         note: dict[str, str] = {}
         sync.fork_then_report(sock, lambda: stage2(sock, plan, in_userns="user" in nss),
                               cgjoin.fork_into(plan.cgroup_v2_fd, note), note)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
     posix._exit(0)
+
+
+def _join_cgroups(sock: _socket.socket, plan: Plan) -> None:
+    """Take the parent's cgroup join (pyrunc.init.plan) and join the v1
+    hierarchies: before forking init, which inherits them, and before any
+    setns into a mount namespace where their paths may not lead there."""
+    plan.receive_cgroup_join(sock)
+    if plan.cgroup_tasks:
+        cgjoin.join_self(plan.cgroup_tasks, plan.rootless)
 
 
 def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
     P = TypeVar("P", "Plan", "ExecPlan")
 
-# Sent as JSON; the fds (fifo_fd, console, cgroup_v2_fd) go separately.
+# Sent as JSON; the fds (fifo_fd, console) go separately, and the cgroup join
+# in a message of its own (send_cgroup_join).
 _FIELDS = ("cid", "cfg", "rootfs", "fifo", "no_pivot", "no_new_keyring", "keep_fds",
-           "extra_env", "sync_hooks", "cgroup_tasks", "rootless")
+           "extra_env", "sync_hooks")
 _EXEC_FIELDS = ("pid", "cfg", "proc", "keep_fds", "src", "cgroup_tasks", "rootless")
 
 
@@ -94,19 +95,32 @@ class Plan(_CgroupJoin):
 
     def to_wire(self) -> tuple[int, list[int]]:
         console = self.console.fileno() if self.console is not None else -1
-        return _to_wire(self, _FIELDS, [self.fifo_fd, console, self.cgroup_v2_fd])
+        return _to_wire(self, _FIELDS, [self.fifo_fd, console])
 
     @classmethod
     def from_wire(cls, fds: list[int], present: list[bool]) -> Plan:
         """What to_wire sent: fds as received, `present` as sent."""
-        doc, (fifo_fd, console, v2) = _from_wire(fds, present)
+        doc, (fifo_fd, console) = _from_wire(fds, present)
         plan = cls(doc["cid"], doc["cfg"], doc["rootfs"], doc["fifo"],
                    console=_socket.socket(fileno=console) if console >= 0 else None)
         for name in _FIELDS:
             setattr(plan, name, doc[name])
         plan.fifo_fd = fifo_fd
-        plan.cgroup_v2_fd = v2
         return plan
+
+    def send_cgroup_join(self, sock: _socket.socket) -> None:
+        """create's second message: the cgroups are made after the plan goes
+        out, while stage 1 sets up the namespaces; stage 1 takes this just
+        before it forks init (receive_cgroup_join)."""
+        fds = [self.cgroup_v2_fd] if self.cgroup_v2_fd >= 0 else None
+        sync.send(sock, {"type": "cgroups", "tasks": self.cgroup_tasks,
+                         "rootless": self.rootless}, fds)
+
+    def receive_cgroup_join(self, sock: _socket.socket) -> None:
+        msg = sync.expect(sock, "cgroups")
+        self.cgroup_tasks = msg["tasks"]
+        self.rootless = msg["rootless"]
+        self.cgroup_v2_fd = msg.get("fds", [-1])[0]
 
 
 class ExecPlan(_CgroupJoin):
