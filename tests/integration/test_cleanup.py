@@ -38,6 +38,8 @@ def test_kill_9_mid_create_then_delete_force(rt: Runtime, tmp_path: Path) -> Non
     hook_pid = int(marker.read_text())
     st = rt.state(cid)
     assert st["status"] == "creating"
+    # the fifo has its final name only once create is done (pyrunc.state)
+    assert sorted(os.listdir(rt.root / cid)) == ["exec.fifo.creating", "state.json"]
     init_pid = st["pid"]
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -88,6 +88,8 @@ def test_create_start_state_delete(rt: Runtime, tmp_path: Path) -> None:
     assert st["status"] == "created"
     assert st["id"] == cid and st["bundle"] == str(b)
     assert int(pidfile.read_text()) == st["pid"] > 0
+    # runc's layout: the exec fifo exists from the end of create to start
+    assert sorted(os.listdir(rt.root / cid)) == ["exec.fifo", "state.json"]
     # The init waits in the container: PID 1 of a new pid namespace.
     with open(f"/proc/{st['pid']}/status") as f:
         nspid = [line for line in f if line.startswith("NSpid:")][0].split()
@@ -95,6 +97,7 @@ def test_create_start_state_delete(rt: Runtime, tmp_path: Path) -> None:
     assert rt("start", cid).returncode == 0
     st = rt.state(cid)
     assert st["status"] == "running"
+    assert os.listdir(rt.root / cid) == ["state.json"]
     with open(f"/proc/{st['pid']}/cmdline") as f:
         assert f.read().split("\0")[0] == "sleep"
     p = rt("start", cid)
