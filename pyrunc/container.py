@@ -14,6 +14,7 @@ from pyrunc.state import (
     Root,
     State,
     derive_status,
+    is_frozen,
     oci_state,
     proc_start_time,
 )
@@ -54,12 +55,8 @@ class Container:
 
     def _status(self, cdir: ContainerDir, st: State) -> str:
         status = derive_status(st, cdir.path)
-        if status == "running" and st.cgroup:
-            try:
-                if manager_for(st).is_frozen():
-                    return "paused"
-            except OSError:
-                pass
+        if status == "running" and st.cgroup and is_frozen(st.cgroup):
+            return "paused"
         return status
 
     def state(self) -> dict[str, Any]:

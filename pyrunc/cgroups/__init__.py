@@ -176,12 +176,12 @@ class Manager:
                 pass
 
     def _freezer(self) -> tuple[str, bool]:
-        d = self.dir_of("freezer")
-        if d is not None and not self.v2:
-            return f"{d}/freezer.state", True
-        if "" not in self.dirs:
+        from pyrunc.state import freezer_file
+
+        where = freezer_file(self.dirs)
+        if where is None:
             raise PyruncError("cgroup: no freezer on this host")
-        return f"{self.dirs['']}/cgroup.freeze", False
+        return where
 
     def _set_frozen(self, frozen: bool) -> None:
         path, v1 = self._freezer()
@@ -205,13 +205,9 @@ class Manager:
         self._set_frozen(False)
 
     def is_frozen(self) -> bool:
-        try:
-            path, v1 = self._freezer()
-            with open(path) as f:
-                state = f.read().strip()
-        except (OSError, PyruncError):
-            return False
-        return state in ("FROZEN", "FREEZING") if v1 else state == "1"
+        from pyrunc.state import is_frozen
+
+        return is_frozen(self.to_state())
 
     def destroy(self) -> None:
         """Kill what is left (thawed first: a frozen task cannot die), then
