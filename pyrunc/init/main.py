@@ -58,18 +58,27 @@ def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
     posix._exit(1)
 
 
+_SCHED_FIELDS = {"scheduler", "ioPriority"}  # process.*, applied by pyrunc.init.sched
+_SCHED_LINUX_FIELDS = {"personality", "memoryPolicy"}  # linux.*
+
+
 def _preload_common() -> None:
     """Import everything init needs while the host's files are still reachable:
     after unshare(CLONE_NEWUSER) we may lose access to the interpreter's own
     directories (e.g. /root/.pyenv), and after pivot_root sys.path points into
     the container. (_preload: what only some configs need.)"""
-    from pyrunc.init import lsm, process, rootfs, sched, sysctl  # noqa: F401
+    from pyrunc.init import lsm, process, rootfs  # noqa: F401
     from pyrunc.linux import net  # noqa: F401
 
 
 def _preload(cfg: dict[str, Any]) -> None:
-    if cfg.get("process", {}).get("terminal"):
+    proc, linux = cfg.get("process", {}), cfg.get("linux", {})
+    if proc.get("terminal"):
         from pyrunc import terminal  # noqa: F401
+    if _SCHED_FIELDS & proc.keys() or _SCHED_LINUX_FIELDS & linux.keys():
+        from pyrunc.init import sched  # noqa: F401
+    if linux.get("sysctl"):
+        from pyrunc.init import sysctl  # noqa: F401
     if cfg.get("linux", {}).get("seccomp"):
         from pyrunc.linux import seccomp  # noqa: F401
 
@@ -148,8 +157,8 @@ def _join_cgroups(sock: _socket.socket, plan: Plan) -> None:
 
 
 def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
-    # Already imported by _preload (stage 1): these are dictionary look-ups.
-    from pyrunc.init import lsm, process, rootfs, sched, sysctl
+    # Imported by _preload (stage 1): these are dictionary look-ups.
+    from pyrunc.init import lsm, process, rootfs
 
     cfg = plan.cfg
     hooks = cfg.get("hooks", {})
@@ -204,7 +213,10 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
             L.sethostname(cfg["hostname"])
         if "domainname" in cfg:
             L.setdomainname(cfg["domainname"])
-        sysctl.apply(linux.get("sysctl", {}))
+        if linux.get("sysctl"):
+            from pyrunc.init import sysctl
+
+            sysctl.apply(linux["sysctl"])
         if "mount" in nstypes:
             rootfs.protect_paths(linux)
         if "oomScoreAdj" in proc:
@@ -245,14 +257,17 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         else:
             posix.umask(0o022)
         # What needs privilege goes before `ready`: a failure fails create.
-        if "scheduler" in proc:
-            sched.apply_scheduler(proc["scheduler"])
-        if "ioPriority" in proc:
-            sched.apply_io_priority(proc["ioPriority"])
-        if "personality" in linux:
-            sched.apply_personality(linux["personality"])
-        if "memoryPolicy" in linux:
-            sched.apply_memory_policy(linux["memoryPolicy"])
+        if _SCHED_FIELDS & proc.keys() or _SCHED_LINUX_FIELDS & linux.keys():
+            from pyrunc.init import sched
+
+            if "scheduler" in proc:
+                sched.apply_scheduler(proc["scheduler"])
+            if "ioPriority" in proc:
+                sched.apply_io_priority(proc["ioPriority"])
+            if "personality" in linux:
+                sched.apply_personality(linux["personality"])
+            if "memoryPolicy" in linux:
+                sched.apply_memory_policy(linux["memoryPolicy"])
         lsm.apply_on_exec(proc)
         seccomp_cfg = linux.get("seccomp")
         if seccomp_cfg:

@@ -13,7 +13,6 @@ from pyrunc.init import mountopts, paths
 from pyrunc.linux import libc as L
 from pyrunc.linux import mountapi
 from pyrunc.linux.openat2 import open_child
-from pyrunc.linux.userns import write_id_maps
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -348,6 +347,8 @@ def _userns_with_maps(uid_maps: list[dict[str, int]], gid_maps: list[dict[str, i
     that only lives long enough for us to open its namespace. /proc here may
     still be the host's (before pivot_root), so the child reports its pid as
     that /proc sees it."""
+    from pyrunc.linux.userns import write_id_maps  # idmapped mounts only
+
     r, w = posix.pipe()
     back_r, back_w = posix.pipe()
     pid = posix.fork()
