@@ -7,7 +7,7 @@ import posix  # not os: see pyrunc.posixfs
 import sys
 
 from pyrunc import OCI_VERSION, __version__, log
-from pyrunc.clicore import ABOUT, COMMANDS, GLOBAL_FLAGS, leave, one, root_of, run_with
+from pyrunc.clicore import ABOUT, COMMANDS, GLOBAL_FLAGS, dispatch_with, leave, one, root_of
 from pyrunc.cliparse import Command, Flag, Namespace, Parser
 from pyrunc.errors import PyruncError, UsageError
 
@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None, early: EarlyChild | None = None) -> 
             sys.stdout.write(parser.usage(cmd if args.help else None))
             code = 0
         else:
-            leave(run_with(args, cmd, early))
+            leave(dispatch_with(args, cmd, early))
     if early is not None:
         early.close()
     leave(code)

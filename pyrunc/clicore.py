@@ -219,7 +219,7 @@ COMMANDS: dict[str, Callable[[], Command]] = {
 
 
 # ---- running a command --------------------------------------------------------
-def run(args: Namespace, cmd: Command) -> int:
+def dispatch(args: Namespace, cmd: Command) -> int:
     """The parsed command's handler, its failures as runc reports them: one
     log line and an exit code."""
     log.configure(args.log, args.log_format, args.debug)
@@ -278,15 +278,15 @@ def main(argv: list[str], name: str, early: EarlyChild | None = None) -> NoRetur
         from pyrunc.cli import main as full
 
         full(argv, early)
-    leave(run_with(args, cmd, early))
+    leave(dispatch_with(args, cmd, early))
 
 
-def run_with(args: Namespace, cmd: Command, early: EarlyChild | None) -> int:
-    """run(), handing the command the early child; one it does not take is
+def dispatch_with(args: Namespace, cmd: Command, early: EarlyChild | None) -> int:
+    """dispatch(), handing the command the early child; one it does not take is
     closed (killed and reaped) here."""
     args.early = [early] if early is not None else []
     try:
-        return run(args, cmd)
+        return dispatch(args, cmd)
     finally:
         for child in args.early:
             child.close()
