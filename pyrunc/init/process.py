@@ -126,12 +126,17 @@ def apply_user_and_caps(proc: dict[str, Any], sets: dict[str, set[int]]) -> None
 
 
 def close_fds(keep_upto: int, also_keep: int = -1) -> None:
-    """Close every fd above keep_upto: no host fd may reach the container.
-    also_keep must be close-on-exec (the exec fifo): execve closes it."""
+    """Close every fd above keep_upto but also_keep: no host fd may reach
+    the container. also_keep must not survive execve (init's: the exec
+    fifo, closed or close-on-exec by then)."""
     try:
         fds = [int(n) for n in posix.listdir("/proc/self/fd")]
-    except OSError:
-        posix.closerange(keep_upto + 1, 65536)
+    except OSError:  # no /proc in this container
+        if also_keep > keep_upto:
+            posix.closerange(keep_upto + 1, also_keep)
+            posix.closerange(also_keep + 1, 65536)
+        else:
+            posix.closerange(keep_upto + 1, 65536)
         return
     for fd in fds:
         if fd > keep_upto and fd != also_keep:
