@@ -2,19 +2,17 @@
 forked as the command starts, so it imports its modules (pyrunc.init.main,
 pyrunc.init.exec_child) while the parent reads the config or the state
 and makes the cgroups; then it takes the plan over `sock`. pyrunc.__main__
-forks it before anything else is imported (the command line parser, os):
-hence posix here, not os."""
+forks it before anything else is imported: the sooner the fork, the smaller
+the heap both processes then copy on write. So this module imports only
+built-in modules (posix, _socket), not even pyrunc.sync (its JSON is a shared
+library; each side imports it after the fork) or __future__: the few
+annotations naming other modules' types are strings."""
 
-from __future__ import annotations
-
+import _socket
 import posix
-
-from pyrunc import sync
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
-    import _socket
-
     from pyrunc.init.plan import ExecPlan, Plan
 
 
@@ -26,7 +24,8 @@ class EarlyChild:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.sock: _socket.socket
-        self.sock, csock = sync.pair()
+        # pyrunc.sync's channel: one message per packet
+        self.sock, csock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         mask = posix.sched_getaffinity(0)
         elsewhere = _other_cpus(mask)
         self.pid = posix.fork()
@@ -47,8 +46,10 @@ class EarlyChild:
             except OSError:
                 pass  # only a head start is lost
 
-    def send_plan(self, plan: Plan | ExecPlan) -> None:
+    def send_plan(self, plan: "Plan | ExecPlan") -> None:
         """The plan the child waits for; its own fds stay the caller's to close."""
+        from pyrunc import sync
+
         memfd, fds = plan.to_wire()
         try:
             sync.send(self.sock, {"type": "plan", "present": [fd >= 0 for fd in fds]},
@@ -66,7 +67,7 @@ class EarlyChild:
             posix.waitpid(self.pid, 0)
             self.pid = 0
 
-    def __enter__(self) -> EarlyChild:
+    def __enter__(self) -> "EarlyChild":
         return self
 
     def __exit__(self, *_exc: object) -> None:

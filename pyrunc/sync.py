@@ -32,10 +32,6 @@ def unpack_fds(payload: bytes) -> list[int]:
             for i in range(0, len(payload) - 3, 4)]
 
 
-def pair() -> tuple[Socket, Socket]:
-    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-
-
 def memfd_with(name: str, data: bytes) -> int:
     """A memfd holding data, sent alongside a message: a payload is not
     bound by a packet's size."""
