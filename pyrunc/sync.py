@@ -1,5 +1,11 @@
-"""The parent <-> init message channel: JSON objects over a SOCK_SEQPACKET
-socketpair, one object per packet.
+"""The parent <-> init message channel: dicts over a SOCK_SEQPACKET socketpair
+(made by pyrunc.early), one per packet.
+
+Encoded with marshal, not JSON: both ends are this same pyrunc, forked from
+one process, and the children would otherwise import the _json shared
+library for it (~0.3 ms of stage 1, on create's critical path). Nothing
+outside pyrunc speaks on this channel (hooks and seccomp agents get JSON,
+through their own pipes and sockets).
 
 Built on _socket: the socket module imports enum and costs ~5 ms on every
 create; the console (terminal) path imports socket itself when it needs it."""
@@ -7,11 +13,11 @@ create; the console (terminal) path imports socket itself when it needs it."""
 from __future__ import annotations
 
 import _socket
+import marshal
 import posix  # not os: the early fork comes before it (pyrunc.early)
 import sys
 
 from pyrunc.errors import PyruncError
-from pyrunc.fastjson import dumps, loads
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -54,7 +60,7 @@ def memfd_read(memfd: int) -> bytes:
 
 
 def send(sock: Socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = dumps(msg, compact=True).encode()
+    data = marshal.dumps(msg)
     if fds:
         sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, pack_fds(fds))])
     else:
@@ -78,7 +84,7 @@ def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
         for fd in fds:
             _socket.close(fd)
         return {"eof": True}, []
-    return loads(data.decode()), fds
+    return marshal.loads(data), fds
 
 
 def fork_then_report(sock: Socket, child: Callable[[], NoReturn],

@@ -2,15 +2,16 @@
 from pyrunc.init so the parent can build it without importing the child's
 modules. The child is forked before the plan exists (it imports its modules
 while the parent reads the config or the state; pyrunc.early), so the plan
-travels: its fds over the sync socket, the rest as JSON in a memfd (a
-config can be bigger than one socket packet)."""
+travels: its fds over the sync socket, the rest marshalled in a memfd (a
+config can be bigger than one socket packet; marshal, as pyrunc.sync says)."""
 
 from __future__ import annotations
 
 import _socket
+import marshal
 import posix  # not os: create's parent imports this (pyrunc.posixfs)
 
-from pyrunc import fastjson, sync
+from pyrunc import sync
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     P = TypeVar("P", "Plan", "ExecPlan")
 
-# Sent as JSON; the fds (fifo_fd, console) go separately, and the cgroup join
+# Sent marshalled; the fds (fifo_fd, console) go separately, and the cgroup join
 # in a message of its own (send_cgroup_join).
 _FIELDS = ("cid", "cfg", "rootfs", "fifo", "no_pivot", "no_new_keyring", "keep_fds",
            "extra_env", "sync_hooks")
@@ -28,16 +29,16 @@ _EXEC_FIELDS = ("pid", "cfg", "proc", "keep_fds", "src", "cgroup_tasks", "rootle
 
 
 def _to_wire(obj: object, fields: tuple[str, ...], fds: list[int]) -> tuple[int, list[int]]:
-    """A memfd holding obj's fields as JSON, and the fds to send with it
+    """A memfd holding obj's fields, and the fds to send with it
     (memfd first; -1 stands for an fd the plan does not have)."""
     doc = {name: getattr(obj, name) for name in fields}
-    return sync.memfd_with("pyrunc-plan", fastjson.dumps(doc, compact=True).encode()), fds
+    return sync.memfd_with("pyrunc-plan", marshal.dumps(doc)), fds
 
 
 def _from_wire(fds: list[int], present: list[bool]) -> tuple[dict[str, Any], list[int]]:
     """fds as received (the memfd, then those `present` marks as sent): the
-    JSON fields, and every fd of the plan in order (-1: not sent)."""
-    doc = fastjson.loads(sync.memfd_read(fds[0]).decode())
+    fields, and every fd of the plan in order (-1: not sent)."""
+    doc = marshal.loads(sync.memfd_read(fds[0]))
     rest = iter(fds[1:])
     return doc, [next(rest) if p else -1 for p in present]
 

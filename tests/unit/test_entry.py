@@ -95,15 +95,16 @@ def test_kind_checks_are_os_paths(tmp_path: Path) -> None:
 _REPO = Path(__file__).resolve().parents[2]
 
 
-def _os_modules_after(code: str, *args: str) -> list[str]:
+def _os_modules_after(code: str, *args: str, also: tuple[str, ...] = ()) -> list[str]:
     """Run `code` in a fresh `python -I -S` with sys.argv[1:] put first on
-    sys.path (the source tree, then args); what of os it left imported."""
+    sys.path (the source tree, then args); what of os (and `also`) it left
+    imported."""
     import subprocess
     import sys
 
+    watch = ("os", "posixpath", "_collections_abc", *also)
     code = ("import sys; sys.path[:0] = sys.argv[1:]\n" + code
-            + "print(' '.join(m for m in ('os', 'posixpath', '_collections_abc')"
-              " if m in sys.modules))\n")
+            + f"print(' '.join(m for m in {watch!r} if m in sys.modules))\n")
     return subprocess.run([sys.executable, "-I", "-S", "-c", code, str(_REPO), *args],
                           capture_output=True, text=True, check=True).stdout.split()
 
@@ -127,13 +128,15 @@ def test_create_parent_path_stays_off_os(tmp_path: Path) -> None:
 
 def test_init_side_stays_off_os() -> None:
     """What stage 1 imports for init (and exec's joiner) does without os
-    too: ~2 ms of stage 1, which create waits for."""
+    too (~2 ms of stage 1, which create waits for), and without _json, a
+    shared library (pyrunc.sync marshals)."""
     import _prctl  # python-prctl's C part, found without site (-S)
 
     assert _os_modules_after(
         "import pyrunc.early\n"
         "from pyrunc.init import main, exec_child\n"
-        "main._preload_common()\n", str(Path(_prctl.__file__).parent)) == []
+        "main._preload_common()\n", str(Path(_prctl.__file__).parent),
+        also=("_json", "pyrunc.fastjson")) == []
 
 
 @pytest.mark.parametrize("path", ["", "a", "/", "//", "/a", "/a/", "a/b", "/a/b/", "//a//b//",
