@@ -60,6 +60,7 @@ def memfd_read(memfd: int) -> bytes:
 
 
 def send(sock: Socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
+    _await_turn()  # a child of fork_then_report speaks after its pid
     data = marshal.dumps(msg)
     if fds:
         sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, pack_fds(fds))])
@@ -87,18 +88,34 @@ def recv(sock: Socket) -> tuple[dict[str, Any], list[int]]:
     return marshal.loads(data), fds
 
 
+# In a child of fork_then_report: the pipe that closes once its pid is sent.
+_turn = -1
+
+
+def _await_turn() -> None:
+    global _turn
+    if _turn >= 0:
+        fd, _turn = _turn, -1
+        posix.read(fd, 1)  # returns once the parent closes its end
+        posix.close(fd)
+
+
 def fork_then_report(sock: Socket, child: Callable[[], NoReturn],
                      fork: Callable[[], int] = posix.fork,
-                     note: dict[str, Any] | None = None) -> None:
+                     note: dict[str, Any] | None = None, lazy: bool = False) -> None:
     """Fork (through `fork`); tell the parent the child's pid (and `note`, as
-    `fork` left it); only then let the child run. Both hold sock, so the
-    child must not speak before the pid is sent."""
+    `fork` left it). Both hold sock, so the child must not speak before the
+    pid is sent: it waits for that first, or (lazy) starts at once and waits
+    in its first send(). Lazy only for a child that sends before it closes
+    fds it did not open (create's init: its "ready")."""
+    global _turn
     turn_r, turn_w = posix.pipe()
     pid = fork()
     if pid == 0:
         posix.close(turn_w)
-        posix.read(turn_r, 1)  # returns once the pipe is closed below
-        posix.close(turn_r)
+        _turn = turn_r
+        if not lazy:
+            _await_turn()
         child()
     posix.close(turn_r)
     send(sock, {"type": "pid", "pid": pid, **(note or {})})

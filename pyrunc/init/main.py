@@ -140,8 +140,9 @@ def stage1(sock: _socket.socket, caller_cpus: set[int]) -> NoReturn:
             L.setns(fd, NS_FLAGS[t], nss[t])
             posix.close(fd)
         note: dict[str, str] = {}
+        # lazy: init builds the rootfs while we report its pid
         sync.fork_then_report(sock, lambda: stage2(sock, plan, in_userns="user" in nss),
-                              cgjoin.fork_into(plan.cgroup_v2_fd, note), note)
+                              cgjoin.fork_into(plan.cgroup_v2_fd, note), note, lazy=True)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         _fail(sock, e)
     posix._exit(0)
