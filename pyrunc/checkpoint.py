@@ -199,7 +199,7 @@ def checkpoint(root: Root, cid: str, args: Namespace) -> None:
         cdir.unlock()
         return
     # criu killed the tree; like runc, the container is destroyed.
-    c._destroy(cdir, st, "stopped")
+    c.destroy(cdir, st, "stopped")
 
 
 def _page_server(value: str) -> list[str]:
@@ -297,19 +297,19 @@ def restore(root: Root, cid: str, args: Namespace) -> int:
     st = _restore(root, cid, args, criu, image, work)
     if args.detach:
         return 0
-    from pyrunc.container import Container, _force_delete
-    from pyrunc.launch import _forward_signals
+    from pyrunc.container import Container, force_delete
+    from pyrunc.launch import forward_signals
 
-    _forward_signals(st.pid)
+    forward_signals(st.pid)
     status = wait_exit(st.pid)
-    _force_delete(Container(root, cid))
+    force_delete(Container(root, cid))
     return status
 
 
 def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work: str) -> State:
     from pyrunc import cgroups, log, spec
     from pyrunc.container import Container
-    from pyrunc.launch import _write_pid_file
+    from pyrunc.launch import write_pid_file
     from pyrunc.state import State, proc_start_time
 
     bundle = os.path.abspath(args.bundle)
@@ -379,10 +379,10 @@ def _restore(root: Root, cid: str, args: Namespace, criu: str, image: str, work:
         st.init_start = proc_start_time(pid) or 0
         cdir.save(st)
         if args.pid_file:
-            _write_pid_file(args.pid_file, pid)
+            write_pid_file(args.pid_file, pid)
     except BaseException:
         _unbind(criu_root, mounted)
-        Container(root, cid)._rollback(cdir, mgr, 0)  # the cgroup kills what criu left
+        Container(root, cid).rollback(cdir, mgr, 0)  # the cgroup kills what criu left
         raise
     finally:
         for name in (pidfile, os.path.join(cdir.path, "criu-hooks"),

@@ -35,10 +35,10 @@ class Container:
         self.root = root
         self.id = cid
 
-    def _rollback(self, cdir: ContainerDir, mgr: Any, init_pid: int,
-                  rdt: dict[str, Any] | None = None) -> None:
+    def rollback(self, cdir: ContainerDir, mgr: Any, init_pid: int,
+                 rdt: dict[str, Any] | None = None) -> None:
         if init_pid:
-            _kill_and_wait(init_pid)
+            kill_and_wait(init_pid)
         if mgr is not None:
             try:
                 mgr.destroy()
@@ -71,13 +71,13 @@ class Container:
                 raise PyruncError("cannot start a container that has stopped")
             if status != "created":
                 raise PyruncError(f"cannot start an already {status} container")
-            self._release(cdir, st)
-            self._poststart(st)
+            self.release(cdir, st)
+            self.poststart(st)
         finally:
             cdir.unlock()
         return st
 
-    def _release(self, cdir: ContainerDir, st: State) -> None:
+    def release(self, cdir: ContainerDir, st: State) -> None:
         """Open exec.fifo for reading: init unblocks and writes "0"; EOF follows
         when its execve closes the fifo, or "E<message>" if it failed first."""
         import select
@@ -111,7 +111,7 @@ class Container:
         if data[1:2] == b"E":
             raise PyruncError(data[2:].decode(errors="replace"))
 
-    def _poststart(self, st: State) -> None:
+    def poststart(self, st: State) -> None:
         """A failing poststart hook stops the container and fails start
         (runtime.md lifecycle 9); `delete` then runs the poststop hooks."""
         hooks = st.config.get("hooks", {}).get("poststart", [])
@@ -120,7 +120,7 @@ class Container:
             try:
                 H.run_all(hooks, oci_state(st, "running"), "poststart")
             except H.HookError:
-                _kill_and_wait(st.pid, st.init_start)
+                kill_and_wait(st.pid, st.init_start)
                 raise
 
     def kill(self, sig: int, all_procs: bool = False) -> None:
@@ -143,14 +143,14 @@ class Container:
         if status in ("running", "paused") and not force:
             cdir.unlock()
             raise PyruncError(f"cannot delete container {self.id} that is not stopped: {status}")
-        self._destroy(cdir, st, status)
+        self.destroy(cdir, st, status)
 
-    def _destroy(self, cdir: ContainerDir, st: State, status: str) -> None:
+    def destroy(self, cdir: ContainerDir, st: State, status: str) -> None:
         mgr = manager_for(st)
         if status != "stopped" and st.pid:
             if mgr is not None and status == "paused":
                 mgr.thaw()
-            _kill_and_wait(st.pid, st.init_start)
+            kill_and_wait(st.pid, st.init_start)
         if mgr is not None:
             try:
                 mgr.destroy()
@@ -158,11 +158,11 @@ class Container:
                 log.warning(f"removing cgroup: {e}")
         if "intelRdt" in st.extra:
             _remove_rdt(st.extra["intelRdt"])
-        _poststop(st, "stopped")
+        poststop(st, "stopped")
         cdir.remove()
 
 
-def _poststop(st: State, status: str) -> None:
+def poststop(st: State, status: str) -> None:
     hooks = st.config.get("hooks", {}).get("poststop", [])
     if hooks:
         from pyrunc.hooks import run_poststop
@@ -179,7 +179,7 @@ def _remove_rdt(rec: dict[str, Any]) -> None:
         log.warning(f"removing resctrl group: {e}")
 
 
-def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) -> None:
+def kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) -> None:
     """SIGKILL pid (if it is still the process we started) and wait until it is gone."""
     if start is not None and proc_start_time(pid) != start:
         return
@@ -204,9 +204,9 @@ def _kill_and_wait(pid: int, start: int | None = None, timeout: float = 10.0) ->
         posix.close(pidfd)
 
 
-def _force_delete(c: Container) -> None:
+def force_delete(c: Container) -> None:
     try:
         cdir, st, status = c.open()
     except PyruncError:
         return
-    c._destroy(cdir, st, status)
+    c.destroy(cdir, st, status)

@@ -198,7 +198,7 @@ def _exec(root: Root, cid: str, opts: ExecOptions, child: EarlyChild) -> int:
     from pyrunc import sync
     from pyrunc.container import Container
     from pyrunc.init.plan import ExecPlan
-    from pyrunc.launch import _forward_signals, _write_pid_file, wait_exit
+    from pyrunc.launch import forward_signals, wait_exit, write_pid_file
 
     if opts.console_socket and not opts.tty and not opts.process_file:
         raise PyruncError("cannot use console socket if runc will not detach or allocate tty")
@@ -271,15 +271,15 @@ def _exec(root: Root, cid: str, opts: ExecOptions, child: EarlyChild) -> int:
     except BaseException:
         parent_sock.close()  # a child still waiting for "cgroup" sees EOF and exits
         if exec_pid:
-            from pyrunc.container import _kill_and_wait
-            _kill_and_wait(exec_pid)
+            from pyrunc.container import kill_and_wait
+            kill_and_wait(exec_pid)
         child.reap(kill=False)
         raise
     finally:
         parent_sock.close()
     child.reap(kill=False)
     if opts.pid_file:
-        _write_pid_file(opts.pid_file, exec_pid)
+        write_pid_file(opts.pid_file, exec_pid)
     if master >= 0 and opts.console_socket:
         sync.send_fd_over_unix(opts.console_socket, master, "/dev/ptmx")
         os.close(master)
@@ -288,7 +288,7 @@ def _exec(root: Root, cid: str, opts: ExecOptions, child: EarlyChild) -> int:
         if master >= 0:
             os.close(master)
         return 0
-    _forward_signals(exec_pid)
+    forward_signals(exec_pid)
     if master < 0:
         return wait_exit(exec_pid)
     return _wait_with_proxy(exec_pid, master)

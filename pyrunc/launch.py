@@ -9,7 +9,7 @@ import errno
 import posix  # not os: see pyrunc.posixfs
 
 from pyrunc import log, posixfs
-from pyrunc.container import Container, _force_delete, _poststop
+from pyrunc.container import Container, force_delete, poststop
 from pyrunc.errors import PyruncError
 from pyrunc.state import Root, State, oci_state, proc_start_time
 
@@ -48,7 +48,7 @@ def _listen_fds() -> int:
     return 0
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     path = posixfs.abspath(path)
     head, _, name = path.rpartition("/")
     tmp = f"{head}/.{name}"
@@ -211,7 +211,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
             forward_listener(linux["seccomp"], msg.get("fds", []), oci_state(st, "creating"))
         sync.expect(psock, "ready")
         if opts.pid_file:
-            _write_pid_file(opts.pid_file, init_pid)
+            write_pid_file(opts.pid_file, init_pid)
         posix.rename(cdir.creating_fifo, cdir.fifo)  # created (pyrunc.state)
         if seccomp_program is None:
             sync.send(psock, {"type": "created"})
@@ -226,9 +226,9 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
         from pyrunc.hooks import HookError
 
         s1.reap(kill=True)  # before the cgroups go: it may be in them
-        Container(root, cid)._rollback(cdir, mgr, init_pid, st.extra.get("intelRdt"))
+        Container(root, cid).rollback(cdir, mgr, init_pid, st.extra.get("intelRdt"))
         if isinstance(e, HookError):  # lifecycle step 3-5 failed: go on at 12-13
-            _poststop(st, "stopped")
+            poststop(st, "stopped")
         raise
     cdir.unlock()
     return st
@@ -347,7 +347,7 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
     master = None
     saved = None
     if not detach:
-        _forward_signals(st.pid)  # before start: the process may get signals at once
+        forward_signals(st.pid)  # before start: the process may get signals at once
     try:
         if console_parent is not None and st.config["process"].get("terminal"):
             from pyrunc.terminal import prepare_proxy, recv_master
@@ -356,8 +356,8 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
             saved = prepare_proxy(master, "consoleSize" not in st.config["process"])
         cdir = root.open(cid)
         try:
-            c._release(cdir, st)
-            c._poststart(st)
+            c.release(cdir, st)
+            c.poststart(st)
         finally:
             cdir.unlock()
     except BaseException:
@@ -365,7 +365,7 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
             from pyrunc.terminal import restore
             restore(saved)
         if not keep:
-            _force_delete(c)
+            force_delete(c)
         raise
     if detach:
         return 0
@@ -385,11 +385,11 @@ def run(root: Root, cid: str, opts: CreateOptions, detach: bool, keep: bool,
         stop[0] = True
         restore(saved)
     if not keep:
-        _force_delete(c)
+        force_delete(c)
     return status
 
 
-def _forward_signals(pid: int) -> None:
+def forward_signals(pid: int) -> None:
     import _signal  # not `signal`: its enums cost ~5 ms
 
     skip = {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGWINCH,
