@@ -55,7 +55,7 @@ class Container:
 
     def _status(self, cdir: ContainerDir, st: State) -> str:
         status = derive_status(st, cdir.path)
-        if status == "running" and st.cgroup and is_frozen(st.cgroup):
+        if status == "running" and is_frozen(st.cgroup.get("dirs", {})):
             return "paused"
         return status
 

@@ -201,9 +201,9 @@ def freezer_file(dirs: dict[str, str]) -> tuple[str, bool] | None:
     return None
 
 
-def is_frozen(cgroup: dict[str, Any]) -> bool:
-    """A container's cgroups, as state.json records them, are frozen."""
-    where = freezer_file(cgroup.get("dirs", {}))
+def is_frozen(dirs: dict[str, str]) -> bool:
+    """The cgroups in `dirs` (as for freezer_file) are frozen."""
+    where = freezer_file(dirs)
     if where is None:
         return False
     path, v1 = where

@@ -207,12 +207,12 @@ class Manager:
     def is_frozen(self) -> bool:
         from pyrunc.state import is_frozen
 
-        return is_frozen(self.to_state())
+        return is_frozen(self.dirs)
 
     def destroy(self) -> None:
         """Kill what is left (thawed first: a frozen task cannot die), then
         remove the directories created here, deepest first."""
-        if set(self.dirs.values()) <= set(self.created) and self._remove_if_empty():
+        if set(self.dirs.values()) <= set(self.created) and self._remove_created(patient=False):
             return  # every directory was ours, and empty: nothing to kill
         for _ in range(50):
             if not self.pids():
@@ -221,33 +221,28 @@ class Manager:
                 self.thaw()
             self.signal_all(9)
             time.sleep(0.01)
+        if not self._remove_created(patient=True):
+            raise PyruncError(f"cgroup: could not remove {', '.join(self.created)}")
+
+    def _remove_created(self, patient: bool) -> bool:
+        """rmdir the directories created here, deepest first; True once all
+        are gone. One still busy: False at once (a stopped container's are
+        empty, so delete needs no walk of the hierarchies for pids), or,
+        patient, kill what is in it and retry for ~1 s."""
         for d in sorted(self.created, key=len, reverse=True):
-            for _ in range(100):
+            for _ in range(100 if patient else 1):
                 try:
                     posix.rmdir(d)
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
+                    if not patient:
+                        return False
                     self.signal_all(9)
                     time.sleep(0.01)
-        self.created = [d for d in self.created if posixfs.isdir(d)]
-        if self.created:
-            raise PyruncError(f"cgroup: could not remove {', '.join(self.created)}")
-
-    def _remove_if_empty(self) -> bool:
-        """rmdir each created directory, deepest first, until one is busy
-        (False). A stopped container's are empty, so delete needs no walk
-        of the hierarchies for pids."""
-        for d in sorted(self.created, key=len, reverse=True):
-            try:
-                posix.rmdir(d)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                return False
-        self.created = []
-        return True
+        self.created = [d for d in self.created if posixfs.isdir(d)] if patient else []
+        return not self.created
 
     def to_state(self) -> dict[str, Any]:
         return {"dirs": dict(self.dirs), "created": list(self.created),
