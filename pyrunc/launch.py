@@ -112,7 +112,7 @@ def create(root: Root, cid: str, opts: CreateOptions, s1: EarlyChild,
                                   f"{e.strerror}") from None
         listen = _listen_fds()
         hooks = cfg.get("hooks", {})
-        plan = Plan(cid=cid, cfg=cfg, rootfs=posixfs.realpath(rootfs), fifo=cdir.fifo,
+        plan = Plan(cid=cid, cfg=cfg, rootfs=posixfs.realpath(rootfs),
                     no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                     console=console, keep_fds=listen + opts.preserve_fds,
                     sync_hooks=any(hooks.get(k) for k in (

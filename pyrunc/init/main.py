@@ -58,8 +58,10 @@ def _fail(sock: _socket.socket, e: BaseException) -> NoReturn:
     posix._exit(1)
 
 
-_SCHED_FIELDS = {"scheduler", "ioPriority"}  # process.*, applied by pyrunc.init.sched
-_SCHED_LINUX_FIELDS = {"personality", "memoryPolicy"}  # linux.*
+def _uses_sched(proc: dict[str, Any], linux: dict[str, Any]) -> bool:
+    """The config sets what pyrunc.init.sched applies."""
+    return bool({"scheduler", "ioPriority"} & proc.keys()
+                or {"personality", "memoryPolicy"} & linux.keys())
 
 
 def _preload_common() -> None:
@@ -75,11 +77,11 @@ def _preload(cfg: dict[str, Any]) -> None:
     proc, linux = cfg.get("process", {}), cfg.get("linux", {})
     if proc.get("terminal"):
         from pyrunc import terminal  # noqa: F401
-    if _SCHED_FIELDS & proc.keys() or _SCHED_LINUX_FIELDS & linux.keys():
+    if _uses_sched(proc, linux):
         from pyrunc.init import sched  # noqa: F401
     if linux.get("sysctl"):
         from pyrunc.init import sysctl  # noqa: F401
-    if cfg.get("linux", {}).get("seccomp"):
+    if linux.get("seccomp"):
         from pyrunc.linux import seccomp  # noqa: F401
 
     hooks = cfg.get("hooks", {})
@@ -258,7 +260,7 @@ def stage2(sock: _socket.socket, plan: Plan, in_userns: bool) -> NoReturn:
         else:
             posix.umask(0o022)
         # What needs privilege goes before `ready`: a failure fails create.
-        if _SCHED_FIELDS & proc.keys() or _SCHED_LINUX_FIELDS & linux.keys():
+        if _uses_sched(proc, linux):
             from pyrunc.init import sched
 
             if "scheduler" in proc:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Sent marshalled; the fds (fifo_fd, console) go separately, and the cgroup join
 # in a message of its own (send_cgroup_join).
-_FIELDS = ("cid", "cfg", "rootfs", "fifo", "no_pivot", "no_new_keyring", "keep_fds",
+_FIELDS = ("cid", "cfg", "rootfs", "no_pivot", "no_new_keyring", "keep_fds",
            "extra_env", "sync_hooks")
 _EXEC_FIELDS = ("pid", "cfg", "proc", "keep_fds", "src", "cgroup_tasks", "rootless")
 
@@ -75,14 +75,13 @@ class _CgroupJoin:
 class Plan(_CgroupJoin):
     """Everything the init stages need from the parent."""
 
-    def __init__(self, cid: str, cfg: dict[str, Any], rootfs: str, fifo: str,
+    def __init__(self, cid: str, cfg: dict[str, Any], rootfs: str,
                  no_pivot: bool = False, no_new_keyring: bool = False,
                  console: _socket.socket | None = None, keep_fds: int = 0,
                  sync_hooks: bool = False) -> None:
         self.cid = cid
         self.cfg = cfg
         self.rootfs = rootfs
-        self.fifo = fifo
         self.fifo_fd = -1  # O_PATH fd of the fifo, opened by the parent
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
@@ -102,7 +101,7 @@ class Plan(_CgroupJoin):
     def from_wire(cls, fds: list[int], present: list[bool]) -> Plan:
         """What to_wire sent: fds as received, `present` as sent."""
         doc, (fifo_fd, console) = _from_wire(fds, present)
-        plan = cls(doc["cid"], doc["cfg"], doc["rootfs"], doc["fifo"],
+        plan = cls(doc["cid"], doc["cfg"], doc["rootfs"],
                    console=_socket.socket(fileno=console) if console >= 0 else None)
         for name in _FIELDS:
             setattr(plan, name, doc[name])
