@@ -230,8 +230,6 @@ def _commands() -> list[Command]:
     ]
 
 
-
-
 def build_parser() -> Parser:
     return Parser("pyrunc", ABOUT, GLOBAL_FLAGS, _commands())
 

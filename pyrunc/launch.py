@@ -1,7 +1,8 @@
-"""create and run, parent side: read and check the config, make the cgroups
-and the state directory, hand stage 1 its plan (pyrunc.early), wait for init
-to be ready; run then starts it and, in the foreground, relays stdio, signals
-and the exit status. The child side lives in pyrunc.init."""
+"""create and run, parent side: read and check the config, make the state
+directory, hand stage 1 its plan (pyrunc.early), make the cgroups meanwhile,
+wait for init to be ready; run then starts it and, in the foreground,
+relays stdio, signals and the exit status. The child side lives in
+pyrunc.init."""
 
 from __future__ import annotations
 
@@ -242,6 +243,7 @@ def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
     except OSError as e:
         raise PyruncError(f"config.json: linux.uidMappings/gidMappings: cannot write id "
                           f"maps: {e.strerror}") from None
+
 
 def _uses_notify(seccomp_cfg: dict[str, Any]) -> bool:
     from pyrunc.linux import seccomp
