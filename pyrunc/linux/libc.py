@@ -94,9 +94,7 @@ def _check(ret: int, what: str, path: str | None = None) -> int:
 
 
 def _b(s: str | bytes | None) -> bytes | None:
-    if s is None:
-        return None
-    return s if isinstance(s, bytes) else posixfs.fsencode(s)
+    return None if s is None else posixfs.fsencode(s)  # bytes pass through
 
 
 def syscall(name: str, *args: object) -> int:
