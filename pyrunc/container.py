@@ -17,6 +17,7 @@ from pyrunc.state import (
     is_frozen,
     oci_state,
     proc_start_time,
+    remove_empty_cgroups,
 )
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
@@ -146,14 +147,15 @@ class Container:
         self.destroy(cdir, st, status)
 
     def destroy(self, cdir: ContainerDir, st: State, status: str) -> None:
-        mgr = manager_for(st)
+        cg = st.cgroup
         if status != "stopped" and st.pid:
-            if mgr is not None and status == "paused":
-                mgr.thaw()
+            if cg and status == "paused":
+                manager_for(st).thaw()
             kill_and_wait(st.pid, st.init_start)
-        if mgr is not None:
+        # Empty (a stopped container's), they go without pyrunc.cgroups (~0.3 ms)
+        if cg and not remove_empty_cgroups(cg.get("dirs", {}), cg.get("created", [])):
             try:
-                mgr.destroy()
+                manager_for(st).destroy()
             except Exception as e:  # noqa: BLE001
                 log.warning(f"removing cgroup: {e}")
         if "intelRdt" in st.extra:

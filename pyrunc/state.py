@@ -218,6 +218,24 @@ def is_frozen(dirs: dict[str, str]) -> bool:
     return state in (b"FROZEN", b"FREEZING") if v1 else state == b"1"
 
 
+def remove_empty_cgroups(dirs: dict[str, str], created: list[str]) -> bool:
+    """rmdir the cgroup directories create made (`created`), deepest first;
+    True once all are gone. False at the first still busy, and when `dirs`
+    (as for freezer_file) has one create did not make: pyrunc.cgroups then
+    kills what is left. Here for the same reason as freezer_file: deleting
+    a stopped container needs nothing more."""
+    if not set(dirs.values()) <= set(created):
+        return False
+    for d in sorted(created, key=len, reverse=True):
+        try:
+            posix.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+    return True
+
+
 def derive_status(st: State, cdir_path: str, frozen: bool = False) -> str:
     """creating/created/running/paused/stopped from the kernel's view of init."""
     if not st.pid:

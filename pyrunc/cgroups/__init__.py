@@ -212,7 +212,10 @@ class Manager:
     def destroy(self) -> None:
         """Kill what is left (thawed first: a frozen task cannot die), then
         remove the directories created here, deepest first."""
-        if set(self.dirs.values()) <= set(self.created) and self._remove_created(patient=False):
+        from pyrunc.state import remove_empty_cgroups
+
+        if remove_empty_cgroups(self.dirs, self.created):
+            self.created = []
             return  # every directory was ours, and empty: nothing to kill
         for _ in range(50):
             if not self.pids():
@@ -221,27 +224,23 @@ class Manager:
                 self.thaw()
             self.signal_all(9)
             time.sleep(0.01)
-        if not self._remove_created(patient=True):
+        if not self._remove_created():
             raise PyruncError(f"cgroup: could not remove {', '.join(self.created)}")
 
-    def _remove_created(self, patient: bool) -> bool:
-        """rmdir the directories created here, deepest first; True once all
-        are gone. One still busy: False at once (a stopped container's are
-        empty, so delete needs no walk of the hierarchies for pids), or,
-        patient, kill what is in it and retry for ~1 s."""
+    def _remove_created(self) -> bool:
+        """rmdir the directories created here, deepest first, killing what
+        is in one still busy and retrying for ~1 s; True once all are gone."""
         for d in sorted(self.created, key=len, reverse=True):
-            for _ in range(100 if patient else 1):
+            for _ in range(100):
                 try:
                     posix.rmdir(d)
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    if not patient:
-                        return False
                     self.signal_all(9)
                     time.sleep(0.01)
-        self.created = [d for d in self.created if posixfs.isdir(d)] if patient else []
+        self.created = [d for d in self.created if posixfs.isdir(d)]
         return not self.created
 
     def to_state(self) -> dict[str, Any]:

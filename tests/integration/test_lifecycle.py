@@ -291,9 +291,13 @@ def test_one_shot_commands_stay_off_os(rt: Runtime, busybox: Path) -> None:
         assert "os" not in mods, args
         assert ("pyrunc.cli" in mods) == (args == ["list"]), args
     wait_status(rt, cid, "stopped")
+    made = json.loads((rt.root / cid / "state.json").read_text())["cgroup"]["created"]
+    assert made and all(os.path.isdir(d) for d in made)
     mods = _imported(rt, "delete", cid)
-    assert "pyrunc.cgroups" in mods and "os" not in mods and "pyrunc.cli" not in mods
+    # a stopped container's cgroups are empty: removed without the manager
+    assert "pyrunc.cgroups" not in mods and "os" not in mods and "pyrunc.cli" not in mods
     assert rt("state", cid).returncode != 0
+    assert not any(os.path.exists(d) for d in made)
 
 
 def test_running_state_reads_the_freezer_without_the_cgroup_manager(rt: Runtime) -> None:
