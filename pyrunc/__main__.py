@@ -2,7 +2,8 @@
 container's path run from pyrunc.clicore, the rest from pyrunc.cli; for
 create, run and exec it first forks the command's early child
 (pyrunc.early), before anything else is imported. Every command imports
-this module: it stays small, and imports nothing but sys."""
+this module: it stays small, and imports nothing but sys (and
+pyrunc.image, which preloads the command's modules)."""
 
 import sys
 
@@ -10,6 +11,7 @@ import sys
 _VALUE_FLAGS = ("--root", "--log", "--log-format", "--rootless", "--criu")
 _KINDS = {"create": "create", "run": "create", "exec": "exec"}
 _CORE = ("create", "run", "start", "state", "kill", "delete", "exec")  # clicore.COMMANDS
+_IMAGES = {"create": "create", "run": "run", "exec": "exec"}  # pyrunc.image; else one-shot
 
 
 def command_of(argv: list[str]) -> str | None:
@@ -49,6 +51,9 @@ def main() -> None:
         except OSError:
             pass  # the command forks again, and reports a failure
     if command in _CORE:
+        from pyrunc import image
+
+        image.load(_IMAGES.get(command or "", "one-shot"))
         from pyrunc.clicore import main as core_main
 
         core_main(argv, command, early)

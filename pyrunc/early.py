@@ -32,9 +32,13 @@ class EarlyChild:
         if self.pid == 0:
             try:
                 self.sock.close()
+                from pyrunc import image
+
                 if kind == "create":
+                    image.load("stage1")
                     from pyrunc.init.main import stage1 as child
                 else:
+                    image.load("joiner")
                     from pyrunc.init.exec_child import joiner as child
                 child(csock, mask)
             finally:

@@ -30,6 +30,9 @@ fi
     | grep -v -e "^WARNING: Location" -e "is neither a file nor a directory" >&2 || true
 .venv/bin/python -c "import pyrunc, jsonschema, prctl, pyroute2" \
     || { echo "setup: the Python dependencies did not install" >&2; exit 1; }
+# Each command's modules in one file (pyrunc.image): ~1 ms off every create.
+# -I: the installed pyrunc, not this checkout's.
+.venv/bin/python -I -m pyrunc.image_build >/dev/null
 bundles/build-rootfs.sh >/dev/null
 
 # The console script pip writes imports `re` and runs `site`: ~9 ms on every

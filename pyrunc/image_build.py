@@ -1,0 +1,143 @@
+"""Builds pyrunc.image's files: `python -m pyrunc.image_build` after each
+install (scripts/setup.sh does). Each profile lists the modules a command
+imports on every call, its own and its early child's; the modules these
+import at their top level come along, each after what it imports.
+
+A module left out still works (it imports as usual, ~50 us slower); one
+listed that a command does not need costs its execution on every call. A
+test checks that the commands import nothing of pyrunc's but from these."""
+
+from __future__ import annotations
+
+import ast
+import marshal
+import os
+import sys
+
+from pyrunc import image
+
+
+def _cgroup_module() -> str:
+    """The cgroup driver create uses here: v2 on a unified host, else v1.
+    (Not both: v2 imports os, ~1 ms, which v1 hosts never need.)"""
+    from pyrunc import mountinfo
+
+    top = mountinfo.mount_of("/sys/fs/cgroup", mountinfo.read())
+    return "pyrunc.cgroups.v2" if top and top.fstype == "cgroup2" else "pyrunc.cgroups.v1"
+
+
+_ONE_SHOT = ("pyrunc.clicore", "pyrunc.container")
+_CREATE = (*_ONE_SHOT, "pyrunc.launch", "pyrunc.spec", "pyrunc.spec._validator",
+           "pyrunc.spec.semantics", "pyrunc.sync", "pyrunc.init.plan", "pyrunc.init.lsm",
+           "pyrunc.init.sysctl", "pyrunc.cgroups", "pyrunc.cgroups.fs", _cgroup_module())
+
+PROFILES: dict[str, tuple[str, ...]] = {
+    # pyrunc.__main__ loads the command's; start, state, kill and delete share one
+    "one-shot": _ONE_SHOT,
+    "create": _CREATE,
+    "run": (*_CREATE, "pyrunc.linux.subreaper"),
+    "exec": (*_ONE_SHOT, "pyrunc.execution", "pyrunc.launch", "pyrunc.sync",
+             "pyrunc.init.plan", "pyrunc.init.lsm", "pyrunc.cgroups",
+             "pyrunc.linux.subreaper"),
+    # pyrunc.early's children: create's stage 1 (init's modules), exec's joiner
+    "stage1": ("pyrunc.init.main", "pyrunc.init.lsm", "pyrunc.init.process",
+               "pyrunc.init.rootfs", "pyrunc.linux.net"),
+    "joiner": ("pyrunc.init.exec_child", "pyrunc.init.main", "pyrunc.init.lsm",
+               "pyrunc.init.process", "pyrunc.init.sched"),
+}
+
+
+def source_of(name: str, package_dir: str) -> tuple[str, bool]:
+    """The .py of pyrunc module `name`, and whether it is a package."""
+    base = os.path.join(os.path.dirname(package_dir), *name.split("."))
+    if os.path.isdir(base):
+        return os.path.join(base, "__init__.py"), True
+    return base + ".py", False
+
+
+def top_level_imports(tree: ast.Module) -> list[str]:
+    """The pyrunc modules a module imports as it runs (not in functions, not
+    for the type checkers only), `from pyrunc.x import y` naming both
+    pyrunc.x and, when it is one, the module pyrunc.x.y."""
+    out: list[str] = []
+
+    def visit(stmts: list[ast.stmt]) -> None:
+        for st in stmts:
+            if isinstance(st, ast.Import):
+                out.extend(a.name for a in st.names)
+            elif isinstance(st, ast.ImportFrom) and st.module and not st.level:
+                out.append(st.module)
+                out.extend(f"{st.module}.{a.name}" for a in st.names)
+            elif isinstance(st, ast.If) and not (
+                    isinstance(st.test, ast.Name) and st.test.id == "TYPE_CHECKING"):
+                visit(st.body)
+                visit(st.orelse)
+            elif isinstance(st, ast.Try):
+                visit(st.body)
+
+    visit(tree.body)
+    return [m for m in out if m.startswith("pyrunc.")]
+
+
+def ordered(entries: tuple[str, ...], package_dir: str) -> list[tuple[str, str, bool, str]]:
+    """`entries` and what they import at their top level, each after its
+    imports: (name, source path, is a package, source text)."""
+    done: dict[str, tuple[str, str, bool, str]] = {}
+    visiting: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:  # the order would not be the import system's
+            raise SystemExit(f"image_build: {name} imports itself through {sorted(visiting)}")
+        src, is_pkg = source_of(name, package_dir)
+        if not os.path.isfile(src):
+            return  # `from pyrunc.x import name` of a function, not a module
+        visiting.add(name)
+        with open(src, encoding="utf-8") as f:
+            text = f.read()
+        for dep in top_level_imports(ast.parse(text, src)):
+            add(dep)
+        parent = name.rpartition(".")[0]
+        if parent != "pyrunc":
+            add(parent)  # a package runs before its modules
+        visiting.discard(name)
+        done[name] = (name, src, is_pkg, text)
+
+    for name in entries:
+        if not os.path.isfile(source_of(name, package_dir)[0]):
+            raise SystemExit(f"image_build: {name}: no such module")
+        add(name)
+    return list(done.values())
+
+
+def build(package_dir: str) -> list[str]:
+    """Write every profile's image for the pyrunc installed at package_dir;
+    returns their paths."""
+    written = []
+    os.makedirs(os.path.join(package_dir, "__pycache__"), exist_ok=True)
+    for profile, entries in PROFILES.items():
+        records = []
+        for name, src, is_pkg, text in ordered(entries, package_dir):
+            st = os.stat(src)
+            code = compile(text, src, "exec", dont_inherit=True, optimize=sys.flags.optimize)
+            records.append((name, src, st.st_mtime_ns, st.st_size, is_pkg, code))
+        data = marshal.dumps((image.FORMAT, image.MAGIC, sys.flags.optimize, records))
+        dest = image.path(profile, package_dir)
+        tmp = f"{dest}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # as the .pyc files: any user may run pyrunc
+        os.replace(tmp, dest)
+        written.append(dest)
+    return written
+
+
+def main() -> None:
+    package_dir = os.path.dirname(os.path.abspath(image.__file__))
+    for p in build(package_dir):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""pyrunc.image_build and pyrunc.image on a copy of the package: what an
+image holds and in which order, and that a stale, foreign or broken image
+is never used (the imports then go as usual)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pyrunc
+from pyrunc import image, image_build
+
+
+@pytest.fixture
+def pkg(tmp_path: Path) -> Path:
+    dest = tmp_path / "site" / "pyrunc"
+    shutil.copytree(Path(pyrunc.__file__).parent, dest,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _load(pkg: Path, profile: str = "one-shot",
+          env: dict[str, str] | None = None) -> dict[str, bool]:
+    """In a fresh interpreter: image.load(profile) from pkg; the pyrunc
+    modules then imported, each True when it came from the image."""
+    code = (f"import sys; sys.path.insert(0, {str(pkg.parent)!r})\n"
+            f"from pyrunc import image; image.load({profile!r})\n"
+            "import json; print(json.dumps({n: m.__spec__ is None for n, m in "
+            "sys.modules.items() if n.startswith('pyrunc.') and n != 'pyrunc.image'}))")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert not p.stderr
+    return json.loads(p.stdout)
+
+
+def _order(profile: str, pkg: Path) -> list[str]:
+    return [name for name, *_ in image_build.ordered(image_build.PROFILES[profile], str(pkg))]
+
+
+def test_every_profile_runs_each_module_after_its_imports(pkg: Path) -> None:
+    for profile, entries in image_build.PROFILES.items():
+        names = _order(profile, pkg)
+        assert set(entries) <= set(names), profile
+        for i, name in enumerate(names):
+            src, _ = image_build.source_of(name, str(pkg))
+            deps = [d for d in image_build.top_level_imports(ast.parse(Path(src).read_text()))
+                    if d in names]
+            assert all(names.index(d) < i for d in deps), (profile, name, deps)
+            parent = name.rpartition(".")[0]
+            assert parent == "pyrunc" or names.index(parent) < i, (profile, name)
+
+
+def test_a_built_image_loads_every_module_of_its_profile(pkg: Path) -> None:
+    assert _load(pkg) == {}  # nothing built yet: nothing preloaded
+    written = image_build.build(str(pkg))
+    assert sorted(written) == sorted(image.path(p, str(pkg)) for p in image_build.PROFILES)
+    assert all(os.stat(w).st_mode & 0o777 == 0o644 for w in written)
+    assert _load(pkg) == {name: True for name in _order("one-shot", pkg)}
+
+
+def test_a_changed_module_and_what_follows_it_import_as_usual(pkg: Path) -> None:
+    image_build.build(str(pkg))
+    names = _order("one-shot", pkg)
+    changed = names.index("pyrunc.state")
+    st = os.stat(pkg / "state.py")
+    os.utime(pkg / "state.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert _load(pkg) == {name: True for name in names[:changed]}
+
+
+def test_foreign_broken_or_disabled_images_are_not_used(pkg: Path) -> None:
+    image_build.build(str(pkg))
+    path = Path(image.path("one-shot", str(pkg)))
+    assert _load(pkg, env={**os.environ, "PYRUNC_NO_IMAGES": "1"}) == {}
+    good = path.read_bytes()
+    path.write_bytes(good[:len(good) // 2])  # cut short
+    assert _load(pkg) == {}
+    path.write_bytes(b"\x00garbage")
+    assert _load(pkg) == {}
+    import marshal
+
+    fmt, _magic, optimize, records = marshal.loads(good)
+    path.write_bytes(marshal.dumps((fmt, b"\x00\x00\r\n", optimize, records)))  # another Python
+    assert _load(pkg) == {}
+
+
+def test_a_module_that_fails_to_run_stops_the_load_quietly(pkg: Path) -> None:
+    """The usual import then raises it, where the command imports it."""
+    names = _order("one-shot", pkg)
+    broken = names.index("pyrunc.posixfs")
+    (pkg / "posixfs.py").write_text("raise RuntimeError('broken')\n")
+    image_build.build(str(pkg))
+    assert _load(pkg) == {name: True for name in names[:broken]}
+
+
+def test_an_import_cycle_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "pyrunc"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "a.py").write_text("from pyrunc import b\n")
+    (fake / "b.py").write_text("import pyrunc.a\n")
+    with pytest.raises(SystemExit, match="imports itself"):
+        image_build.ordered(("pyrunc.a",), str(fake))
+    with pytest.raises(SystemExit, match="no such module"):
+        image_build.ordered(("pyrunc.c",), str(fake))
