@@ -57,7 +57,7 @@ def load(profile: str) -> None:
         except OSError:
             return
         parent, _, child = name.rpartition(".")
-        if st.st_mtime_ns != mtime_ns or st.st_size != size or parent not in modules:
+        if st.st_mtime_ns != mtime_ns or st.st_size != size or parent and parent not in modules:
             return
         module = type(sys)(name)
         module.__file__ = source
@@ -72,4 +72,5 @@ def load(profile: str) -> None:
         except Exception:  # noqa: BLE001 - the usual import reports it, where it is used
             del modules[name]
             return
-        setattr(modules[parent], child, module)
+        if parent:
+            setattr(modules[parent], child, module)

@@ -47,8 +47,19 @@ PROFILES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Not pyrunc's, but imported by nearly every module of it (for annotations),
+# and pure Python: an image carries it too.
+ALONG = ("__future__",)
+
+
 def source_of(name: str, package_dir: str) -> tuple[str, bool]:
-    """The .py of pyrunc module `name`, and whether it is a package."""
+    """The .py of module `name` (pyrunc's, or one of ALONG), and whether it
+    is a package."""
+    if name in ALONG:
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        return (spec.origin if spec and spec.origin else ""), False
     base = os.path.join(os.path.dirname(package_dir), *name.split("."))
     if os.path.isdir(base):
         return os.path.join(base, "__init__.py"), True
@@ -56,9 +67,9 @@ def source_of(name: str, package_dir: str) -> tuple[str, bool]:
 
 
 def top_level_imports(tree: ast.Module) -> list[str]:
-    """The pyrunc modules a module imports as it runs (not in functions, not
-    for the type checkers only), `from pyrunc.x import y` naming both
-    pyrunc.x and, when it is one, the module pyrunc.x.y."""
+    """The pyrunc modules (and those of ALONG) a module imports as it runs
+    (not in functions, not for the type checkers only), `from pyrunc.x
+    import y` naming both pyrunc.x and, when it is one, the module pyrunc.x.y."""
     out: list[str] = []
 
     def visit(stmts: list[ast.stmt]) -> None:
@@ -76,7 +87,7 @@ def top_level_imports(tree: ast.Module) -> list[str]:
                 visit(st.body)
 
     visit(tree.body)
-    return [m for m in out if m.startswith("pyrunc.")]
+    return [m for m in out if m.startswith("pyrunc.") or m in ALONG]
 
 
 def ordered(entries: tuple[str, ...], package_dir: str) -> list[tuple[str, str, bool, str]]:
@@ -99,7 +110,7 @@ def ordered(entries: tuple[str, ...], package_dir: str) -> list[tuple[str, str, 
         for dep in top_level_imports(ast.parse(text, src)):
             add(dep)
         parent = name.rpartition(".")[0]
-        if parent != "pyrunc":
+        if parent not in ("", "pyrunc"):
             add(parent)  # a package runs before its modules
         visiting.discard(name)
         done[name] = (name, src, is_pkg, text)

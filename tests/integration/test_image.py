@@ -15,7 +15,8 @@ BOOT = {"pyrunc", "pyrunc.__main__", "pyrunc.early", "pyrunc.image"}
 
 
 def _ours(mods: set[str]) -> set[str]:
-    return {m for m in mods if m == "pyrunc" or m.startswith("pyrunc.")}
+    """pyrunc's modules, and what image_build.ALONG brings along."""
+    return {m for m in mods if m == "pyrunc" or m.startswith("pyrunc.") or m == "__future__"}
 
 
 def test_container_path_commands_import_pyrunc_only_from_images(rt: Runtime,
