@@ -50,14 +50,14 @@ def make_file(root_fd: int, path: str) -> int:
     return _make(root_fd, path, 0o755, True)
 
 
-def parent_and_name(root_fd: int, path: str) -> tuple[int, str]:
-    """(fd of the parent directory, made if missing; last component) of a
-    path whose last component we create ourselves (devices, symlinks)."""
+def split(path: str) -> tuple[str, str]:
+    """(parent directory, last component) of a path whose last component
+    we create ourselves (devices, symlinks)."""
     path = posixfs.normpath("/" + path)
     name = posixfs.basename(path)
     if not name:
         raise OSError(errno.EINVAL, "not a file path", path)
-    return mkdir_all(root_fd, posixfs.dirname(path)), name
+    return posixfs.dirname(path), name
 
 
 def _make(root_fd: int, path: str, mode: int, file: bool) -> int:

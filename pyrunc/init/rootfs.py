@@ -490,10 +490,15 @@ _NODE_KIND = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat
 
 def create_devices(root: Root, devices: list[tuple[str, str, int, int, int]], in_userns: bool,
                    uid: int = 0, gid: int = 0) -> None:
-    for path, dtype, major, minor, mode in devices:
-        parent, name = paths.parent_and_name(root.fd, path)
-        try:
-            root.inside(parent)
+    parents: dict[str, int] = {}  # each directory resolved once (runc's six: all in /dev)
+    old = posix.umask(0)
+    try:
+        for path, dtype, major, minor, mode in devices:
+            where, name = paths.split(path)
+            parent = parents.get(where)
+            if parent is None:
+                parent = parents[where] = paths.mkdir_all(root.fd, where)
+                root.inside(parent)
             if in_userns:
                 # mknod is not allowed in a user namespace: bind the host's node instead
                 fd = paths.create_in(parent, name, "file")
@@ -502,18 +507,16 @@ def create_devices(root: Root, devices: list[tuple[str, str, int, int, int]], in
                 finally:
                     posix.close(fd)
                 continue
-            old = posix.umask(0)
-            try:
-                fd = paths.create_in(parent, name, "node", _NODE_KIND[dtype] | (mode & 0o7777),
-                                     posix.makedev(major, minor))
-            finally:
-                posix.umask(old)
+            fd = paths.create_in(parent, name, "node", _NODE_KIND[dtype] | (mode & 0o7777),
+                                 posix.makedev(major, minor))
             try:
                 posix.chown(paths.fd_path(fd), uid, gid)  # the node made, whatever is at name now
             finally:
                 posix.close(fd)
-        finally:
-            posix.close(parent)
+    finally:
+        posix.umask(old)
+        for fd in parents.values():
+            posix.close(fd)
 
 
 def _dev_symlinks(root: Root) -> None:

@@ -120,7 +120,9 @@ def test_create_in_replaces_a_planted_symlink(tmp_path: Path) -> None:
     target = tmp_path / "outside" / "victim"
     target.write_text("keep")
     os.symlink(str(target), root / "etc" / "node")
-    parent, name = paths.parent_and_name(rfd, "/abs/node")
+    where, name = paths.split("/abs/../abs/node")
+    assert (where, name) == ("/abs", "node")
+    parent = paths.mkdir_all(rfd, where)
     try:
         fd = paths.create_in(parent, name, "file")
         os.close(fd)
