@@ -45,13 +45,18 @@ def validate_id(cid: str) -> None:
 
 def proc_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (start time in clock ticks), None if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+    try:  # posix, not open(): its buffered reader costs ~45 us more on a /proc file
+        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return None
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
+    try:
+        data = posix.read(fd, 4096)  # one line of ~300 bytes, read whole by the first read
+    except OSError:
+        return None
+    finally:
+        posix.close(fd)
+    fields = data[data.rfind(b")") + 2:].split()
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):  # (gone as we read: nothing)
         return None
     return int(fields[19])
 

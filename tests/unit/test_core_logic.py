@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pyrunc.init.process import ProcessError, build_env, cap_sets, look_path
 from pyrunc.linux import libc as L
 from pyrunc.linux import openat2
 from pyrunc.linux.openat2 import open_in_root, walk_in_root
-from pyrunc.state import State, derive_status, oci_state, validate_id
+from pyrunc.state import State, derive_status, oci_state, proc_start_time, validate_id
 
 
 def test_mount_flags_and_data() -> None:
@@ -238,3 +239,23 @@ def test_copy_tree_is_deep() -> None:
     dup["a"][1]["b"].append("x")
     dup["a"].append(2)
     assert doc == {"a": [1, {"b": ["c"]}], "d": None, "e": 1.5, "f": True}
+
+
+def test_proc_start_time_of_live_zombie_and_gone_processes() -> None:
+    def fields(pid: int) -> list[bytes]:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+
+    assert proc_start_time(os.getpid()) == int(fields(os.getpid())[19])
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while fields(pid)[0] != b"Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert proc_start_time(pid) is None  # a zombie is not running
+    finally:
+        os.waitpid(pid, 0)
+    assert proc_start_time(pid) is None  # gone
