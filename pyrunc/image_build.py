@@ -1,7 +1,8 @@
 """Builds pyrunc.image's files: `python -m pyrunc.image_build` after each
 install (scripts/setup.sh does). Each profile lists the modules a command
 imports on every call, its own and its early child's; the modules these
-import at their top level come along, each after what it imports.
+import at their top level come along, each after what it imports
+(built-in and extension modules too, by name).
 
 A module left out still works (it imports as usual, ~50 us slower); one
 listed that a command does not need costs its execution on every call. A
@@ -66,10 +67,31 @@ def source_of(name: str, package_dir: str) -> tuple[str, bool]:
     return base + ".py", False
 
 
+def native_origin(name: str) -> str | None:
+    """"" for a built-in module, the shared library of an extension module,
+    None for any other (Python code, frozen, missing): how an image carries
+    the first two, which still cost the import system's search (~0.15 ms
+    for _json) or its Python code (~25 us a built-in)."""
+    if name in sys.builtin_module_names:
+        return ""
+    import importlib.machinery
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec else None
+    if origin and origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+        return origin
+    return None
+
+
 def top_level_imports(tree: ast.Module) -> list[str]:
-    """The pyrunc modules (and those of ALONG) a module imports as it runs
-    (not in functions, not for the type checkers only), `from pyrunc.x
-    import y` naming both pyrunc.x and, when it is one, the module pyrunc.x.y."""
+    """The modules a module imports as it runs (not in functions, not for
+    the type checkers only): pyrunc's, `from pyrunc.x import y` naming both
+    pyrunc.x and, when it is one, the module pyrunc.x.y; and the others by
+    their top-level name."""
     out: list[str] = []
 
     def visit(stmts: list[ast.stmt]) -> None:
@@ -78,7 +100,8 @@ def top_level_imports(tree: ast.Module) -> list[str]:
                 out.extend(a.name for a in st.names)
             elif isinstance(st, ast.ImportFrom) and st.module and not st.level:
                 out.append(st.module)
-                out.extend(f"{st.module}.{a.name}" for a in st.names)
+                if st.module == "pyrunc" or st.module.startswith("pyrunc."):
+                    out.extend(f"{st.module}.{a.name}" for a in st.names)
             elif isinstance(st, ast.If) and not (
                     isinstance(st.test, ast.Name) and st.test.id == "TYPE_CHECKING"):
                 visit(st.body)
@@ -87,13 +110,15 @@ def top_level_imports(tree: ast.Module) -> list[str]:
                 visit(st.body)
 
     visit(tree.body)
-    return [m for m in out if m.startswith("pyrunc.") or m in ALONG]
+    return [m for m in out if m.startswith("pyrunc.") or "." not in m and m != "pyrunc"]
 
 
-def ordered(entries: tuple[str, ...], package_dir: str) -> list[tuple[str, str, bool, str]]:
+def ordered(entries: tuple[str, ...],
+            package_dir: str) -> list[tuple[str, str, bool, str | None]]:
     """`entries` and what they import at their top level, each after its
-    imports: (name, source path, is a package, source text)."""
-    done: dict[str, tuple[str, str, bool, str]] = {}
+    imports: (name, source path, is a package, source text); a built-in
+    or extension module has no text (and a built-in no path)."""
+    done: dict[str, tuple[str, str, bool, str | None]] = {}
     visiting: set[str] = set()
 
     def add(name: str) -> None:
@@ -101,6 +126,11 @@ def ordered(entries: tuple[str, ...], package_dir: str) -> list[tuple[str, str, 
             return
         if name in visiting:  # the order would not be the import system's
             raise SystemExit(f"image_build: {name} imports itself through {sorted(visiting)}")
+        if not name.startswith("pyrunc.") and name not in ALONG:
+            native = native_origin(name)
+            if native is not None:
+                done[name] = (name, native, False, None)
+            return  # else Python code outside pyrunc: imported as usual
         src, is_pkg = source_of(name, package_dir)
         if not os.path.isfile(src):
             return  # `from pyrunc.x import name` of a function, not a module
@@ -130,9 +160,11 @@ def build(package_dir: str) -> list[str]:
     for profile, entries in PROFILES.items():
         records = []
         for name, src, is_pkg, text in ordered(entries, package_dir):
-            st = os.stat(src)
-            code = compile(text, src, "exec", dont_inherit=True, optimize=sys.flags.optimize)
-            records.append((name, src, st.st_mtime_ns, st.st_size, is_pkg, code))
+            st = os.stat(src) if src else None
+            code = None if text is None else compile(text, src, "exec", dont_inherit=True,
+                                                     optimize=sys.flags.optimize)
+            records.append((name, src, st.st_mtime_ns if st else 0, st.st_size if st else 0,
+                            is_pkg, code))
         data = marshal.dumps((image.FORMAT, image.MAGIC, sys.flags.optimize, records))
         dest = image.path(profile, package_dir)
         tmp = f"{dest}.{os.getpid()}.tmp"

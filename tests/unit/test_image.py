@@ -44,17 +44,21 @@ def _load(pkg: Path, profile: str = "one-shot",
 
 
 def _order(profile: str, pkg: Path) -> list[str]:
-    return [name for name, *_ in image_build.ordered(image_build.PROFILES[profile], str(pkg))]
+    """The Python modules of a profile's image, in order (as _load reports them)."""
+    return [name for name, _, _, text in image_build.ordered(image_build.PROFILES[profile],
+                                                             str(pkg)) if text is not None]
 
 
 def test_every_profile_runs_each_module_after_its_imports(pkg: Path) -> None:
     for profile, entries in image_build.PROFILES.items():
-        names = _order(profile, pkg)
+        records = image_build.ordered(entries, str(pkg))
+        names = [name for name, *_ in records]
         assert set(entries) <= set(names), profile
-        for i, name in enumerate(names):
-            src, _ = image_build.source_of(name, str(pkg))
-            deps = [d for d in image_build.top_level_imports(ast.parse(Path(src).read_text()))
-                    if d in names]
+        for i, (name, _src, _, text) in enumerate(records):
+            if text is None:  # built-in or extension: imports nothing of ours
+                assert not name.startswith("pyrunc"), name
+                continue
+            deps = [d for d in image_build.top_level_imports(ast.parse(text)) if d in names]
             assert all(names.index(d) < i for d in deps), (profile, name, deps)
             parent = name.rpartition(".")[0]
             assert parent in ("", "pyrunc") or names.index(parent) < i, (profile, name)
@@ -66,6 +70,27 @@ def test_a_built_image_loads_every_module_of_its_profile(pkg: Path) -> None:
     assert sorted(written) == sorted(image.path(p, str(pkg)) for p in image_build.PROFILES)
     assert all(os.stat(w).st_mode & 0o777 == 0o644 for w in written)
     assert _load(pkg) == {name: True for name in _order("one-shot", pkg)}
+
+
+def test_built_in_and_extension_modules_come_along_by_name(pkg: Path) -> None:
+    """_json (a shared library) and fcntl (built in): made without the
+    search of sys.path, and working."""
+    image_build.build(str(pkg))
+    code = (f"import sys; sys.path.insert(0, {str(pkg.parent)!r})\n"
+            "from pyrunc import image; image.load('one-shot')\n"
+            "from pyrunc import fastjson\n"
+            "import _json, fcntl\n"
+            "print(_json.__file__, _json.__spec__.loader.__class__.__name__, fcntl.__spec__.origin,"
+            " fastjson.loads('{\"a\": [1, true]}'))")
+    p = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", "-c", code],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lib, loader, origin, parsed = p.stdout.split(" ", 3)
+    assert lib == image_build.native_origin("_json") and lib.endswith(".so")
+    assert (loader, origin, parsed.strip()) == ("ExtensionFileLoader", "built-in",
+                                                "{'a': [1, True]}")
+    imported = {line.split("|")[2].strip() for line in p.stderr.splitlines() if "|" in line}
+    assert not {"_json", "fcntl", "pyrunc.state"} & imported  # none went through the search
 
 
 def test_a_changed_module_and_what_follows_it_import_as_usual(pkg: Path) -> None:
