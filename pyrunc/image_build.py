@@ -27,7 +27,7 @@ def _cgroup_module() -> str:
     return "pyrunc.cgroups.v2" if top and top.fstype == "cgroup2" else "pyrunc.cgroups.v1"
 
 
-_ONE_SHOT = ("pyrunc.clicore", "pyrunc.container")
+_ONE_SHOT = ("pyrunc.clicore", "pyrunc.container", "select")  # select: start's wait
 _CREATE = (*_ONE_SHOT, "pyrunc.launch", "pyrunc.spec", "pyrunc.spec._validator",
            "pyrunc.spec.semantics", "pyrunc.sync", "pyrunc.init.plan", "pyrunc.init.lsm",
            "pyrunc.init.sysctl", "pyrunc.cgroups", "pyrunc.cgroups.fs", _cgroup_module())
@@ -146,7 +146,8 @@ def ordered(entries: tuple[str, ...],
         done[name] = (name, src, is_pkg, text)
 
     for name in entries:
-        if not os.path.isfile(source_of(name, package_dir)[0]):
+        if name.startswith("pyrunc.") and not os.path.isfile(source_of(name, package_dir)[0]) \
+                or not name.startswith("pyrunc.") and native_origin(name) is None:
             raise SystemExit(f"image_build: {name}: no such module")
         add(name)
     return list(done.values())
