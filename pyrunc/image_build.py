@@ -19,8 +19,8 @@ from pyrunc import image
 
 
 def _cgroup_module() -> str:
-    """The cgroup driver create uses here: v2 on a unified host, else v1.
-    (Not both: v2 imports os, ~1 ms, which v1 hosts never need.)"""
+    """The cgroup driver create uses here: v2 on a unified host, else v1
+    (not both: each costs the other kind of host its execution)."""
     from pyrunc import mountinfo
 
     top = mountinfo.mount_of("/sys/fs/cgroup", mountinfo.read())

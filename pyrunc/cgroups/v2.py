@@ -10,8 +10,8 @@ network) runc ignores, and so do we, with a warning."""
 from __future__ import annotations
 
 import errno
-import os
 
+from pyrunc import posixfs
 from pyrunc.cgroups import fs
 from pyrunc.errors import PyruncError
 
@@ -74,10 +74,10 @@ def enable_controllers(mount: str, d: str) -> None:
     want = (fs.read(mount, "cgroup.controllers") or "").split()
     if not want:
         return
-    rel = os.path.relpath(os.path.dirname(d), mount)
+    rel = posixfs.relpath(posixfs.dirname(d), mount)
     cur = mount
     for part in [""] + ([] if rel == "." else rel.split("/")):
-        cur = os.path.join(cur, part) if part else cur
+        cur = posixfs.join(cur, part) if part else cur
         have = set((fs.read(cur, "cgroup.subtree_control") or "").split())
         if have.issuperset(want):
             continue

@@ -323,6 +323,21 @@ def test_enable_controllers(tmp_path: Path) -> None:
     assert (root / "cgroup.subtree_control").read_text() == "cpu memory pids\n"
 
 
+def test_the_cgroup_drivers_stay_off_os() -> None:
+    """create imports its host's driver on every call: `import os` would be
+    ~1 ms of its critical path (pyrunc.posixfs)."""
+    import subprocess
+    import sys
+
+    import pyrunc
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(pyrunc.__file__).parent.parent)!r})\n"
+            "import pyrunc.cgroups.v1, pyrunc.cgroups.v2; print('os' in sys.modules)")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert (p.returncode, p.stdout) == (0, "False\n"), p.stderr
+
+
 # ---- stats ------------------------------------------------------------------------
 def test_stats(fake: Cgroup) -> None:
     p = fake.path
