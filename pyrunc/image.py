@@ -36,10 +36,9 @@ def path(profile: str, package_dir: str = _DIR) -> str:
 
 
 def load(profile: str) -> None:
-    """Execute the modules of `profile`'s image not imported yet, in order;
-    silently nothing (the usual imports follow) where it is missing, not
-    this Python's or out of date, or PYRUNC_NO_IMAGES is set (to rule the
-    images out, and what the tests run pyrunc without them with)."""
+    """Execute the modules of `profile`'s image not imported yet, in order
+    (run); silently nothing, and the usual imports follow, where it is
+    missing."""
     if b"PYRUNC_NO_IMAGES" in posix.environ:
         return
     try:
@@ -47,11 +46,26 @@ def load(profile: str) -> None:
     except OSError:
         return
     try:  # one read of its size: no chunks to join (~40 us for create's)
-        fmt, magic, optimize, entries = marshal.loads(posix.read(fd, posix.fstat(fd).st_size))
+        image = marshal.loads(posix.read(fd, posix.fstat(fd).st_size))
     except (OSError, ValueError, EOFError, TypeError):  # a short read is cut data too
         return
     finally:
         posix.close(fd)
+    run(image)
+
+
+def run(image: "Any") -> None:
+    """load's, and the launcher's (for pyrunc, pyrunc.image and
+    pyrunc.__main__: see pyrunc.image_build.LAUNCHER): silently nothing
+    where the image is not this Python's or out of date, or PYRUNC_NO_IMAGES
+    is set (to rule the images out, and what the tests run pyrunc without
+    them with)."""
+    if b"PYRUNC_NO_IMAGES" in posix.environ:
+        return
+    try:
+        fmt, magic, optimize, entries = image
+    except (TypeError, ValueError):
+        return
     if (fmt, magic, optimize) != (FORMAT, MAGIC, sys.flags.optimize):
         return
     modules = sys.modules

@@ -67,7 +67,8 @@ def test_every_profile_runs_each_module_after_its_imports(pkg: Path) -> None:
 def test_a_built_image_loads_every_module_of_its_profile(pkg: Path) -> None:
     assert _load(pkg) == {}  # nothing built yet: nothing preloaded
     written = image_build.build(str(pkg))
-    assert sorted(written) == sorted(image.path(p, str(pkg)) for p in image_build.PROFILES)
+    assert sorted(written) == sorted(image.path(p, str(pkg))
+                                     for p in [*image_build.PROFILES, "boot"])
     assert all(os.stat(w).st_mode & 0o777 == 0o644 for w in written)
     assert _load(pkg) == {name: True for name in _order("one-shot", pkg)}
 
@@ -137,3 +138,34 @@ def test_an_import_cycle_is_refused(tmp_path: Path) -> None:
         image_build.ordered(("pyrunc.a",), str(fake))
     with pytest.raises(SystemExit, match="no such module"):
         image_build.ordered(("pyrunc.c",), str(fake))
+
+
+def _launch(launcher: Path, root: Path) -> tuple[str, set[str]]:
+    """`state` of a missing container through the launcher: its error line,
+    and the pyrunc modules the import system loaded (-X importtime)."""
+    p = subprocess.run([sys.executable, "-X", "importtime", "-I", "-S", str(launcher),
+                        "--root", str(root), "state", "nope"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1, p.stderr
+    mods = {line.split("|")[2].strip() for line in p.stderr.splitlines() if "|" in line}
+    return p.stderr.splitlines()[-1], {m for m in mods if m.split(".")[0] == "pyrunc"}
+
+
+def test_the_launcher_boots_from_its_image_and_without(pkg: Path, tmp_path: Path) -> None:
+    """pyrunc, pyrunc.image and pyrunc.__main__ from the boot image, then the
+    one-shot image: nothing of pyrunc's through the import system. Stale or
+    broken, the imports go as usual, with the same result."""
+    image_build.build(str(pkg))
+    launcher = tmp_path / "pyrunc"
+    image_build.write_launcher(str(launcher), sys.executable, str(pkg))
+    assert os.access(launcher, os.X_OK)
+    line, mods = _launch(launcher, tmp_path / "root")
+    assert "container does not exist" in line and mods == set()
+    main = pkg / "__main__.py"
+    st = main.stat()
+    os.utime(main, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    line, mods = _launch(launcher, tmp_path / "root")
+    assert "container does not exist" in line and "pyrunc.__main__" in mods
+    Path(image.path("boot", str(pkg))).write_bytes(b"\x00garbage")
+    line, mods = _launch(launcher, tmp_path / "root")
+    assert "container does not exist" in line and {"pyrunc", "pyrunc.image"} <= mods
