@@ -4,12 +4,15 @@ pyrunc.init.exec_child) while the parent reads the config or the state
 and makes the cgroups; then it takes the plan over `sock`. pyrunc.__main__
 forks it before anything else is imported: the sooner the fork, the smaller
 the heap both processes then copy on write. So this module imports only
-built-in modules (posix, _socket), not even pyrunc.sync (its JSON is a shared
-library; each side imports it after the fork) or __future__: the few
+built-in modules (posix, _socket) and pyrunc.posixfs (which the launcher
+runs before anything else anyway: pyrunc.image_build.BOOT), not even
+pyrunc.sync (each side imports it after the fork) or __future__: the few
 annotations naming other modules' types are strings."""
 
 import _socket
 import posix
+
+from pyrunc import posixfs
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only the checkers need it
 if TYPE_CHECKING:
@@ -97,19 +100,11 @@ def _other_cpus(mask: set[int]) -> set[int] | None:
         return None
     try:
         # "0.52 0.58 0.59 3/467 12345": 3 running, we among them (the child: +1)
-        running = int(_read("/proc/loadavg").split()[3].split(b"/")[0])
+        running = int(posixfs.read("/proc/loadavg").split()[3].split(b"/")[0])
         if running + 1 > len(mask):
             return None
-        stat = _read("/proc/thread-self/stat")
+        stat = posixfs.read("/proc/thread-self/stat")
         cpu = int(stat.rsplit(b")", 1)[1].split()[36])  # field 39: processor
     except (OSError, ValueError, IndexError):
         return None
     return mask - {cpu}
-
-
-def _read(path: str) -> bytes:
-    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    try:
-        return posix.read(fd, 4096)
-    finally:
-        posix.close(fd)

@@ -39,8 +39,6 @@ def load(profile: str) -> None:
     """Execute the modules of `profile`'s image not imported yet, in order
     (run); silently nothing, and the usual imports follow, where it is
     missing."""
-    if b"PYRUNC_NO_IMAGES" in posix.environ:
-        return
     try:
         fd = posix.open(path(profile), posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:

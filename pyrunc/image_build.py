@@ -118,7 +118,7 @@ def top_level_imports(tree: ast.Module) -> list[str]:
                 visit(st.body)
 
     visit(tree.body)
-    return [m for m in out if m.startswith("pyrunc.") or "." not in m and m != "pyrunc"]
+    return [m for m in out if m != "pyrunc" and (_ours(m) or "." not in m)]
 
 
 def ordered(entries: tuple[str, ...],
@@ -161,9 +161,10 @@ def ordered(entries: tuple[str, ...],
     return list(done.values())
 
 
-# What every command imports before it knows which image it needs: the
-# launcher runs them from "boot" (~0.25 ms less than importing them).
-BOOT = ("pyrunc", "pyrunc.image", "pyrunc.__main__")
+# What every command imports before it knows which image it needs (and
+# pyrunc.early too, ahead of its fork): the launcher runs them from "boot"
+# (~0.25 ms less than importing them).
+BOOT = ("pyrunc", "pyrunc.posixfs", "pyrunc.image", "pyrunc.__main__")
 
 # The console script: -I -S, no site (pip's console script runs it and
 # imports `re`: ~9 ms a call). Its boot image (after this Python's magic:

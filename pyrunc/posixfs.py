@@ -39,6 +39,16 @@ def islink(path: str) -> bool:
     return _mode(path, follow=False) == _S_IFLNK
 
 
+def read(path: str, size: int = 4096) -> bytes:
+    """Up to `size` bytes of a small file (/proc, cgroup files) in one
+    read(2): open()'s buffered reader costs ~45 us more on a /proc file."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        return posix.read(fd, size)
+    finally:
+        posix.close(fd)
+
+
 def makedirs(path: str, mode: int = 0o777) -> None:
     """os.makedirs(path, mode, exist_ok=True): missing parents get 0o777 (and
     the umask), as there."""
